@@ -1,0 +1,60 @@
+# notifier: every target does its own set-up, so `make demo` and `make test`
+# work on a fresh machine (Python 3.11+, cargo, network access to PyPI/crates.io).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYO3_PYTHON := $(abspath $(BIN))/python
+# cargo test links libpython (no extension-module feature there).
+PYLIBDIR = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+
+RUST_SRC := Cargo.toml $(shell find rust -name '*.rs' 2>/dev/null)
+PY_META  := pyproject.toml
+
+.PHONY: setup build demo test test-rust test-python lint bench fmt clean
+
+setup: $(VENV)/.built
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 'maturin>=1.7,<2'
+
+# Release build of the extension, installed editable into the venv with every extra.
+$(VENV)/.built: $(PY_META) $(RUST_SRC) | $(BIN)/python
+	$(BIN)/maturin develop --release --extras demo,test,lint
+	$(BIN)/python -c 'import notifier._core'
+	touch $@
+
+build: setup
+
+demo: setup
+	$(BIN)/notifier demo --events 1000
+
+test: setup lint test-rust test-python
+
+test-rust:
+	LD_LIBRARY_PATH=$(PYLIBDIR) cargo test --quiet
+
+test-python: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	cargo fmt --check
+	cargo clippy --quiet --all-targets -- -D warnings
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest notifier._core --allowlist .ci/stubtest-allowlist
+
+bench: setup
+	$(BIN)/python -m pytest benches -q --benchmark-only --benchmark-json=.benchmarks/latest.json --benchmark-columns=mean,median,ops,rounds
+	$(BIN)/python benches/report.py .benchmarks/latest.json
+
+fmt:
+	cargo fmt
+	$(BIN)/ruff format python tests benches
+	$(BIN)/ruff check --fix python tests benches
+
+clean:
+	rm -rf $(VENV) target .pytest_cache .mypy_cache .ruff_cache .benchmarks

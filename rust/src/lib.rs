@@ -1,0 +1,19 @@
+//! notifier's Rust core, exposed to Python as `notifier._core`.
+//!
+//! This file only declares the module and its exports; the logic lives in
+//! focused modules: `ddb` (DynamoDB JSON decoding and encoding) and
+//! `templates` (MiniJinja rendering).
+use pyo3::prelude::*;
+
+pub mod ddb;
+pub mod errors;
+pub mod templates;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    ddb::register(m)?;
+    templates::register(m)?;
+    Ok(())
+}
