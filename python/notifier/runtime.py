@@ -341,17 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     spec = args[0] if args else os.environ.get(HANDLER_ENV) or DEFAULT_HANDLER
     client = RuntimeClient(address)
     try:
-        handler = load_handler(spec)
-    except InitError as exc:
-        error = error_payload(exc, error_type=exc.error_type)
-    except Exception as exc:
-        error = error_payload(exc)
-    else:
-        run(client, handler)
-        return 0  # pragma: no cover - run() only returns with max_invocations
-    _log_error(error)
-    client.post_init_error(error)
-    return 1
+        try:
+            handler = load_handler(spec)
+        except InitError as exc:
+            error = error_payload(exc, error_type=exc.error_type)
+        except Exception as exc:
+            error = error_payload(exc)
+        else:
+            run(client, handler)
+            return 0  # pragma: no cover - run() only returns with max_invocations
+        _log_error(error)
+        client.post_init_error(error)
+        return 1
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ class FakeRuntimeAPI:
     posted: list[Posted] = field(default_factory=list)
     connections: int = 0
     next_calls: int = 0
+    #: Close the connection silently after each post, as an idle-timeout proxy would: the
+    #: runtime finds out only when its next request on the kept-alive socket fails.
+    drop_after_post: bool = False
     _issued: set[str] = field(default_factory=set)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -206,6 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.fake._record(Posted(kind, request_id, body, headers))
         self._reply(202, b'{"status":"OK"}')
+        if self.fake.drop_after_post:
+            self.close_connection = True
 
 
 @dataclass(frozen=True)

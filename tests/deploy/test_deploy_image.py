@@ -83,6 +83,9 @@ def test_stages_are_wired_as_intended(dockerfile: Dockerfile) -> None:
         assert froms <= set(df.names[:i]), (stage.name, froms)
         sources[stage.name] = froms
     assert sources == {"wheel": set(), "deps": {"wheel"}, "runtime": {"deps"}}
+    # AND bytecode is compiled by the same CPython version the base image runs
+    assert "${PYTHON_VERSION}" in df.stage("deps").base
+    assert "${PYTHON_VERSION}" in runtime.base
 
 
 def test_final_image_has_no_build_tools(dockerfile: Dockerfile) -> None:
@@ -145,7 +148,14 @@ def test_deps_stage_resolves_for_the_base_image(
     (install,) = [i.args for i in dockerfile.stage("deps").of("RUN")]
     # THEN it installs binary wheels for aarch64 CPython of the base image's version
     assert "--only-binary=:all:" in install
-    assert re.search(r"--platform manylinux_2_\d+_aarch64", install)
+    platforms = re.findall(r"--platform (\S+)", install)
+    assert platforms
+    assert all(p.endswith("_aarch64") for p in platforms)
+    # AND notifier's own wheel tag is among them (pip takes --platform literally: a lone
+    # manylinux_2_34 tag rejects a manylinux2014 wheel)
+    (build,) = [i.args for i in dockerfile.stage("wheel").of("RUN") if "maturin build" in i.args]
+    (compat,) = re.findall(r"--compatibility (\S+)", build)
+    assert f"{compat}_aarch64" in platforms
     assert "--implementation cp" in install
     assert '--python-version "${PYTHON_VERSION}"' in install
     assert "/wheels/*.whl" in install
