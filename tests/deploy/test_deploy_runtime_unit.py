@@ -189,3 +189,22 @@ def test_main_reports_init_error_in_process(
     init = runtime_api.wait_for("init_error")
     assert init.json()["errorType"] == "Runtime.HandlerNotFound"
     assert "make_nothing" in init.json()["errorMessage"]
+
+
+def test_importing_the_runtime_stays_lean() -> None:
+    # GIVEN a fresh interpreter (a cold start)
+    import subprocess
+    import sys
+
+    # (ssl and email do load: http.client imports them, as botocore's urllib3 does anyway)
+    heavy = ["asyncio", "botocore", "aiobotocore", "aiohttp", "concurrent.futures", "logging"]
+    code = (
+        "import sys, json; import notifier.runtime; "
+        f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
+    )
+    # WHEN it imports notifier.runtime
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    # THEN none of the heavy modules came along (they load with the handler, not the loop)
+    assert json.loads(out) == []
