@@ -270,7 +270,7 @@ impl<'py> Deser<'py> {
             }
             Tag::Null => {
                 if !v.is(PyBool::new(py, true)) {
-                    return Err(bad(format!("NULL: expected True, found {}", v.repr()?)));
+                    return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
                 }
                 py.None().into_bound(py)
             }
@@ -362,7 +362,7 @@ pub(crate) fn to_attr(obj: &Bound<'_, PyAny>, depth: u32) -> Result<AttrValue, F
         }
         Tag::Null => {
             if !v.is(PyBool::new(v.py(), true)) {
-                return Err(bad(format!("NULL: expected True, found {}", v.repr()?)));
+                return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
             }
             AttrValue::Null
         }

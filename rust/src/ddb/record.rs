@@ -228,9 +228,13 @@ impl RecordError {
             .str()
             .map(|s| s.to_string())
             .unwrap_or_default();
+        let seq = match &self.sequence_number {
+            Some(s) => format!("{s:?}"),
+            None => "None".to_owned(),
+        };
         format!(
-            "RecordError(index={}, sequence_number={:?}, error={:?})",
-            self.index, self.sequence_number, err
+            "RecordError(index={}, sequence_number={seq}, error={err:?})",
+            self.index
         )
     }
 }
