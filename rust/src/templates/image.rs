@@ -163,7 +163,10 @@ impl Object for ImageMap {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.lookup(key.as_str()?)
+        match key.as_str() {
+            Some(k) => self.lookup(k),
+            None => self.lookup(&key.to_string()),
+        }
     }
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {

@@ -65,11 +65,8 @@ impl Object for SmallMap {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str() {
             Some(k) => self.find(k),
-            None => self
-                .entries
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone()),
+            // Keys are stored as text (`{1: "one"}` -> "1"): look numbers up by theirs.
+            None => self.find(&key.to_string()),
         }
     }
 
