@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import queue
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -138,14 +140,20 @@ class FakeRuntimeAPI:
             self.posted.append(posted)
             self._cond.notify_all()
 
-    def _next(self) -> Invocation | None:
+    def _next(self, client_gone: Callable[[], bool]) -> Invocation | None:
         with self._cond:
             self.next_calls += 1
         while not self._closing.is_set():
             try:
                 inv = self.pending.get(timeout=0.1)
             except queue.Empty:
+                if client_gone():
+                    return None
                 continue
+            if client_gone():
+                # The runtime polling here was stopped: keep the event for the next runtime.
+                self.pending.put(inv)
+                return None
             self._issued.add(inv.request_id)
             return inv
         return None
@@ -174,11 +182,21 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the runtime process was stopped mid-poll
 
+    def _client_gone(self) -> bool:
+        """A runtime waiting on /next sends nothing more: readable means it hung up."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def do_GET(self) -> None:
         if self.path != f"{PREFIX}/invocation/next":
             self._reply(404, b'{"errorMessage":"unknown path"}')
             return
-        inv = self.fake._next()
+        inv = self.fake._next(self._client_gone)
         if inv is None:
             self._reply(500, b'{"errorMessage":"shutting down"}', {"Connection": "close"})
             return
