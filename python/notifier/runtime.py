@@ -289,9 +289,16 @@ def load_handler(spec: str) -> Handler:
 
 
 def _log_error(error: dict[str, Any]) -> None:
-    # One log event per error (CloudWatch splits on "\n"; "\r" keeps the trace together).
-    lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}", *error["stackTrace"]]
-    sys.stderr.write("\r".join(line.rstrip("\n") for line in lines) + "\n")
+    """One log event per error, in the function's log format (LoggingConfig.LogFormat)."""
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON":
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = json.dumps({"timestamp": stamp, "level": "ERROR", **error}, ensure_ascii=False)
+    else:
+        # CloudWatch splits events on "\n"; "\r" keeps the trace in one event.
+        lines = f"[ERROR] {error['errorType']}: {error['errorMessage']}".splitlines()
+        lines += [part for frame in error["stackTrace"] for part in frame.splitlines()]
+        line = "\r".join(lines)
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 

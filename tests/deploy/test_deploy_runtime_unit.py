@@ -208,3 +208,33 @@ def test_importing_the_runtime_stays_lean() -> None:
     ).stdout
     # THEN none of the heavy modules came along (they load with the handler, not the loop)
     assert json.loads(out) == []
+
+
+@pytest.mark.parametrize("log_format", ["JSON", "Text"])
+def test_errors_are_logged_as_one_event_in_the_function_log_format(
+    runtime_api: FakeRuntimeAPI,
+    client: RuntimeClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_format: str,
+) -> None:
+    # GIVEN the function's log format and a handler that fails
+    monkeypatch.setenv("AWS_LAMBDA_LOG_FORMAT", log_format)
+
+    def failing(event: bytes, context: LambdaContext) -> None:
+        raise LookupError("ledger table notifier-ledger not found")
+
+    inv = runtime_api.invoke(b"{}")
+    # WHEN the invocation is served
+    runtime.run(client, failing, max_invocations=1)
+    # THEN the error is one log line, structured when the format is JSON
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    if log_format == "JSON":
+        logged = json.loads(err)
+        assert logged["level"] == "ERROR"
+        assert logged["errorType"] == "LookupError"
+        assert logged["requestId"] == inv.request_id
+    else:
+        assert err.startswith("[ERROR] LookupError: ledger table notifier-ledger not found\r")
+    assert runtime_api.result_for(inv.request_id).kind == "error"
