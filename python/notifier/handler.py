@@ -25,18 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Handler", "build_handler", "lambda_handler"]
 
-_STATS = (
-    "records",
-    "sent",
-    "duplicates",
-    "skipped",
-    "failed_permanent",
-    "failed_transient",
-    "dead_lettered",
-    "assumed_sent",
-    "in_flight",
-)
-
 
 class Handler:
     """A ready handler. Call it with a stream event (dict, JSON str or raw bytes) and the
@@ -48,7 +36,9 @@ class Handler:
         self._loop = loop
         self._stack = stack
         self.pipeline = pipeline
-        self.stats: dict[str, int] = dict.fromkeys(_STATS, 0)
+        from notifier.pipeline import STAT_KEYS
+
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self._closed = False
 
     def __call__(
@@ -58,12 +48,15 @@ class Handler:
 
         try:
             report = self._loop.run_until_complete(self.pipeline.run(event, context))
-        except BatchFailedError:
-            self.stats["failed_transient"] += _count_records(event)
+        except BatchFailedError as exc:
+            self._add(exc.stats)
             raise
-        for k, v in report.stats.items():
-            self.stats[k] = self.stats.get(k, 0) + v
+        self._add(report.stats)
         return report.response()
+
+    def _add(self, stats: Mapping[str, int]) -> None:
+        for k, v in stats.items():
+            self.stats[k] = self.stats.get(k, 0) + v
 
     @property
     def ledger(self) -> Any:
@@ -87,13 +80,6 @@ class Handler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _count_records(event: Any) -> int:
-    if isinstance(event, Mapping):
-        records = event.get("Records")
-        return len(records) if isinstance(records, list) else 0
-    return 0
 
 
 def build_handler(

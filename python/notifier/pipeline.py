@@ -8,6 +8,7 @@ policy).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,12 @@ Renderer = Callable[[Sequence[Any], Sequence[str], Sequence[str | None]], Sequen
 
 
 class BatchFailedError(RuntimeError):
-    """Every record of the batch failed transiently: raised so Lambda retries the batch."""
+    """Every record of the batch failed transiently: raised so Lambda retries the batch.
+    ``stats`` holds the batch's counters."""
+
+    def __init__(self, message: str, stats: dict[str, int]) -> None:
+        super().__init__(message)
+        self.stats = stats
 
 
 @dataclass(slots=True)
@@ -169,10 +175,9 @@ class Pipeline:
                             event_source_arn=n.record.event_source_arn,
                         )
                     )
-            sent_ok = await self._send(
+            await self._send(
                 ready, owner, lease_until, work, stats, commits, release, poisons, transient
             )
-            del sent_ok
 
         if poisons:
             await self._dead_letter(poisons, final, stats, commits, release, transient)
@@ -195,7 +200,8 @@ class Pipeline:
         stats["failed_transient"] = len(transient)
         if decoded and len(transient) == len(decoded):
             raise BatchFailedError(
-                f"all {len(decoded)} records failed transiently; the batch will be retried"
+                f"all {len(decoded)} records failed transiently; the batch will be retried",
+                stats,
             )
         return BatchReport(failures=failures, stats=stats)
 
@@ -244,8 +250,6 @@ class Pipeline:
                 locale=n.locale,
             )
             by_channel.setdefault(n.channel, []).append((n, msg))
-        import asyncio
-
         channel_names = list(by_channel)
         results = await asyncio.gather(
             *(

@@ -150,7 +150,13 @@ class ConcurrentChannel:
                 break
             attempt += 1
             try:
-                result = await self.send_one(msg)
+                # An attempt still running at the deadline is cut off: its outcome is unknown.
+                async with asyncio.timeout(max(0.05, deadline.remaining())):
+                    result = await self.send_one(msg)
+            except TimeoutError:
+                result = SendResult(
+                    Outcome.UNKNOWN, code="DeadlineReached", reason="cut off at the deadline"
+                )
             except Exception as exc:  # a channel bug must not take the batch down
                 result = SendResult(Outcome.UNKNOWN, code=type(exc).__name__, reason=str(exc)[:200])
             result.attempts = attempt
@@ -169,9 +175,7 @@ class ConcurrentChannel:
                 attempts=attempt,
                 reason="not attempted before the invocation deadline",
             )
-        if last.outcome is Outcome.UNKNOWN:
-            # Retries ran out on an unknown outcome: still unknown, the core applies the policy.
-            return last
+        # Retries ran out: the last transient (or, under "retry", unknown) result stands.
         return last
 
     async def aclose(self) -> None:
