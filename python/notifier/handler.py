@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from notifier.settings import Settings
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from notifier.pipeline import Pipeline
 
 __all__ = ["Handler", "build_handler", "lambda_handler"]
+
+T = TypeVar("T")
 
 
 class Handler:
@@ -57,6 +59,10 @@ class Handler:
     def _add(self, stats: Mapping[str, int]) -> None:
         for k, v in stats.items():
             self.stats[k] = self.stats.get(k, 0) + v
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the handler's loop (its clients live there): for tools and tests."""
+        return self._loop.run_until_complete(awaitable)
 
     @property
     def ledger(self) -> Any:
