@@ -106,3 +106,20 @@ def test_settings_from_env_reads_names_and_validates_numbers() -> None:
         Settings.from_env({"NOTIFIER_MAX_CONCURRENCY": "many"})
     with pytest.raises(SettingsError):
         Settings.from_env({"NOTIFIER_MAX_SEND_RATE": "-3"})
+
+
+def test_importing_the_handler_module_stays_lean() -> None:
+    # GIVEN a fresh interpreter WHEN notifier.handler is imported
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, notifier.handler; "
+        "print(sorted(m for m in ('aiobotocore', 'botocore', 'msgspec', 'notifier.ddb', "
+        "'notifier.templates', 'notifier.pipeline') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    # THEN none of the heavy modules were loaded (they load in build_handler)
+    assert out.strip() == "[]"

@@ -14,6 +14,7 @@ from aiobotocore.awsrequest import AioAWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from conftest import FakeContext, failure_messages, ledger_items
+from notifier.channels.base import Outcome, SendResult
 from notifier.channels.memory import MemoryChannel
 from notifier.handler import Handler
 from notifier.local.moto_server import sent_emails
@@ -155,15 +156,16 @@ def test_throttling_and_5xx_at_a_fixed_rate_still_yield_exactly_n(
     stream_event: Callable[..., Any],
     provisioned: dict[str, str],
 ) -> None:
-    # GIVEN every 3rd SES call answered 429 or 503
+    # GIVEN every 3rd SES call answered 429 or 503 or timing out before it reached SES
     handler = make_handler()
-    seen = _inject(handler, 3, ["429", "503"])
+    seen = _inject(handler, 3, ["429", "503", "timeout"])
     event = stream_event(30)
     # WHEN the batch is handled
     response = handler(event, FakeContext())
     # THEN retries inside the invocation deliver exactly one email per record
     assert response == {"batchItemFailures": []}
     assert seen["injected"] >= 10
+    assert handler.stats["sent"] == 30
     assert _recipients(provisioned["endpoint"]) == _expected(event)
 
 
@@ -261,3 +263,27 @@ def test_memory_channel_proves_the_seam(
     assert all(d.key.startswith("memo#") and d.subject for d in memo.outbox)
     assert len(sent_emails(provisioned["endpoint"])) == 3
     assert {k.split("#")[0] for k in ledger_items()} == {"memo", "email"}
+
+
+def test_channel_outcomes_drive_the_ledger_through_the_memory_channel(
+    make_handler: Callable[..., Handler],
+    stream_event: Callable[..., Any],
+    provisioned: dict[str, str],
+) -> None:
+    # GIVEN a memory channel that rejects user 0 for good and loses user 2's first answer
+    memo = MemoryChannel(name="memo")
+    memo.fail_next(user_email(0), SendResult(Outcome.PERMANENT, code="Rejected", reason="no"))
+    memo.fail_next(user_email(2), SendResult(Outcome.UNKNOWN, code="ReadTimeout"))
+    handler = make_handler(channels={"memo": memo})
+    event = stream_event(4, types={i: "memo" for i in range(4)})
+    # WHEN handled under the default policy ("retry")
+    assert handler(event, FakeContext()) == {"batchItemFailures": []}
+    # THEN user 0 is dead-lettered and FAILED, user 2 was delivered twice (at-least-once
+    # for an unknown outcome), users 1 and 3 once
+    delivered = sorted(d.recipient for d in memo.outbox)
+    assert delivered == sorted([user_email(1), user_email(2), user_email(2), user_email(3)])
+    (message,) = failure_messages(provisioned["queue_url"])
+    assert message["error_code"] == "Rejected"
+    assert message["channel"] == "memo"
+    states = sorted(v["state"] for v in ledger_items().values())
+    assert states == ["FAILED", "SENT", "SENT", "SENT"]
