@@ -104,6 +104,16 @@ def test_transport_errors_split_into_not_sent_and_unknown() -> None:
     assert classify_exception(ConnectTimeoutError(endpoint_url="x")).outcome is Outcome.TRANSIENT
     assert classify_exception(ReadTimeoutError(endpoint_url="x")).outcome is Outcome.UNKNOWN
     assert classify_exception(ConnectionResetError()).outcome is Outcome.UNKNOWN
+    # AND the fast client's typed transport errors map the same way (by class name)
+
+    class RequestNotSentError(ConnectionError):
+        pass
+
+    class OutcomeUnknownError(ConnectionError):
+        pass
+
+    assert classify_exception(RequestNotSentError("dns")).outcome is Outcome.TRANSIENT
+    assert classify_exception(OutcomeUnknownError("reset")).outcome is Outcome.UNKNOWN
 
 
 class _Rendered:

@@ -48,9 +48,11 @@ _ACCOUNT_WIDE = frozenset(
     }
 )
 _PERMANENT = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
-#: botocore / aiohttp exceptions raised before the request reached the server.
+#: botocore / aiohttp / notifier.aws exceptions raised before the request reached the server
+#: (matched by class name along the MRO so no transport library is imported here).
 _NOT_SENT = frozenset(
     {
+        "RequestNotSentError",
         "EndpointConnectionError",
         "ConnectTimeoutError",
         "ClientConnectorError",
