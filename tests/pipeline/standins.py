@@ -116,7 +116,8 @@ class Rendered:
 
 
 class TemplateSet:
-    """Templates ``<name>.subject.txt``, ``<name>.txt``, ``<name>.html`` rendered with Jinja2."""
+    """Templates ``<name>/subject.txt``, ``<name>/body.txt``, ``<name>/body.html`` (the layout of
+    ``notifier.templates``) rendered with Jinja2."""
 
     def __init__(self, directory: Path) -> None:
         import jinja2
@@ -136,9 +137,9 @@ class TemplateSet:
                 ctx = rec.context()
                 out.append(
                     Rendered(
-                        self.env.get_template(f"{name}.subject.txt").render(ctx).strip(),
-                        self.env.get_template(f"{name}.txt").render(ctx),
-                        self.env.get_template(f"{name}.html").render(ctx),
+                        self.env.get_template(f"{name}/subject.txt").render(ctx).strip(),
+                        self.env.get_template(f"{name}/body.txt").render(ctx),
+                        self.env.get_template(f"{name}/body.html").render(ctx),
                     )
                 )
             except Exception as exc:
