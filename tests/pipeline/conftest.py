@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,13 +10,11 @@ from typing import Any
 import boto3
 import pytest
 import standins
+from pipeline_helpers import LEDGER, QUEUE
 
 from notifier.handler import Handler, build_handler
 from notifier.samples import make_stream_record
 from notifier.settings import Settings
-
-LEDGER = "notifier-ledger"
-QUEUE = "notifier-failures"
 
 BASE_CONFIG = """
 event_type_path = "event_type"
@@ -50,18 +47,6 @@ event_types = ["memo"]
 channel = "memo"
 template = "profile_view"
 """
-
-
-class FakeContext:
-    """A Lambda context whose deadline is ``remaining_ms`` after creation."""
-
-    def __init__(self, remaining_ms: float = 60_000, request_id: str = "req-1") -> None:
-        self._deadline = time.monotonic() + remaining_ms / 1000.0
-        self.aws_request_id = request_id
-        self.function_name = "notifier"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @pytest.fixture
@@ -142,24 +127,3 @@ def stream_event() -> Callable[..., dict[str, Any]]:
         return {"Records": records}
 
     return make
-
-
-def failure_messages(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    out: list[dict[str, Any]] = []
-    while True:
-        resp = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        )
-        msgs = resp.get("Messages", [])
-        if not msgs:
-            return out
-        for m in msgs:
-            out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-
-
-def ledger_items() -> dict[str, dict[str, Any]]:
-    ddb = boto3.client("dynamodb")
-    items = ddb.scan(TableName=LEDGER, ConsistentRead=True)["Items"]
-    return {i["pk"]["S"]: {k: next(iter(v.values())) for k, v in i.items()} for i in items}

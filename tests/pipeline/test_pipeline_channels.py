@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_helpers import FakeContext, ledger_items
 
-from conftest import FakeContext, ledger_items
 from notifier.config import ConfigError
 from notifier.failures import Failure, FailureQueue
 from notifier.handler import Handler

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_helpers import FakeContext, ledger_items
 
-from conftest import FakeContext, ledger_items
 from notifier.handler import Handler
 from notifier.local.moto_server import sent_emails
 from notifier.pipeline import BatchFailedError

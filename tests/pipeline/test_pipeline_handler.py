@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiobotocore.awsrequest import AioAWSResponse
 from botocore.exceptions import ReadTimeoutError
+from pipeline_helpers import FakeContext, failure_messages, ledger_items
 
-from conftest import FakeContext, failure_messages, ledger_items
 from notifier.channels.base import Outcome, SendResult
 from notifier.channels.memory import MemoryChannel
 from notifier.handler import Handler
@@ -84,7 +84,7 @@ def test_poison_records_are_dead_lettered_and_marked_failed_while_others_send(
     # GIVEN a batch with bad DynamoDB JSON in record 3, a failing template in record 5
     # and a missing recipient in record 7
     event = stream_event(10, types={5: "broken"})
-    event["Records"][3]["dynamodb"]["NewImage"]["created_at"] = {"NUMBER": "12"}
+    event["Records"][3]["dynamodb"]["NewImage"]["created_at"] = {"N": "not-a-number"}
     del event["Records"][7]["dynamodb"]["NewImage"]["user"]["M"]["email"]
     handler = make_handler()
     # WHEN handled
