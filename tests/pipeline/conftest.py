@@ -9,8 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-import standins
-from pipeline_helpers import LEDGER, QUEUE
+from pipeline_helpers import LEDGER, QUEUE, TEMPLATES
 
 from notifier.handler import Handler, build_handler
 from notifier.samples import make_stream_record
@@ -104,10 +103,11 @@ def make_handler(
     def make(config: Path | None = None, **kwargs: Any) -> Handler:
         settings = Settings(
             config_path=str(config or write_config()),
+            templates_dir=str(TEMPLATES),
             failure_queue_url=provisioned["queue_url"],
             max_concurrency=16,
         )
-        h = build_handler(settings, hot_path=standins.hot_path(), **kwargs)
+        h = build_handler(settings, **kwargs)
         built.append(h)
         return h
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import standins
+from pipeline_helpers import TEMPLATES
 
 from notifier.handler import build_handler
 from notifier.settings import Settings
@@ -34,8 +34,12 @@ class _Context:
 def main() -> None:
     config, event_path, queue_url, point = sys.argv[1:5]
     handler = build_handler(
-        Settings(config_path=config, failure_queue_url=queue_url, max_concurrency=8),
-        hot_path=standins.hot_path(),
+        Settings(
+            config_path=config,
+            templates_dir=str(TEMPLATES),
+            failure_queue_url=queue_url,
+            max_concurrency=8,
+        )
     )
     pipeline = handler.pipeline
     if point == "after_claim":

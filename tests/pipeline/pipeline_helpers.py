@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
 
 LEDGER = "notifier-ledger"
 QUEUE = "notifier-failures"
+#: Test templates (``notifier.templates`` layout), including ``broken`` that fails to render.
+TEMPLATES = Path(__file__).with_name("templates")
 
 
 class FakeContext:

@@ -287,3 +287,35 @@ def test_channel_outcomes_drive_the_ledger_through_the_memory_channel(
     assert message["channel"] == "memo"
     states = sorted(v["state"] for v in ledger_items().values())
     assert states == ["FAILED", "SENT", "SENT", "SENT"]
+
+
+def test_lambda_handler_runs_on_the_environment_and_builtin_templates(
+    provisioned: dict[str, str],
+    stream_event: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN only the environment a deployment sets (default config, built-in templates)
+    import notifier.handler as module
+
+    monkeypatch.setenv("NOTIFIER_MAX_SEND_RATE", "500")  # moto reports a sandbox 1/s
+    monkeypatch.delenv("NOTIFIER_CONFIG", raising=False)
+    monkeypatch.delenv("NOTIFIER_TEMPLATES", raising=False)
+    monkeypatch.setattr(module, "_default", None)
+    event = stream_event(6)
+    try:
+        # WHEN Lambda calls the module-level entry point twice, once with raw bytes
+        first = module.lambda_handler(event, FakeContext())
+        second = module.lambda_handler(json.dumps(event).encode(), FakeContext())
+        default = module._default
+        assert default is not None
+        stats = dict(default.stats)
+    finally:
+        if module._default is not None:
+            module._default.close()
+    # THEN one rendered email per record, none on redelivery, using the built-in templates
+    assert first == second == {"batchItemFailures": []}
+    mails = sent_emails(provisioned["endpoint"])
+    assert len(mails) == 6
+    assert all(m["subject"] and m["body"] for m in mails)
+    assert stats["sent"] == 6
+    assert stats["duplicates"] == 6
