@@ -21,6 +21,7 @@ Classification (SESv2 SendEmail errors, plus transport failures):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -59,6 +60,10 @@ _NOT_SENT = frozenset(
         "ConnectionRefusedError",
     }
 )
+
+
+#: Characters that never belong in an address we send to (header injection, lists, spaces).
+_UNSAFE = re.compile(r"[\s<>,;]")
 
 
 class SendEmailClient(Protocol):
@@ -119,7 +124,7 @@ class EmailChannel(ConcurrentChannel):
         if not isinstance(recipient, str):
             return None
         local, at, domain = recipient.partition("@")
-        if not at or not local or "." not in domain or any(c in recipient for c in " \r\n\t<>,"):
+        if not at or not local or "." not in domain or _UNSAFE.search(recipient):
             return None
         return recipient
 
