@@ -3,18 +3,16 @@
 Routing and delivery policy live in the TOML config (``notifier.config``); these are the
 names of the resources and the knobs an operator sets per deployment:
 
-=============================== ===========================================================
-``AWS_REGION`` / ``AWS_DEFAULT_REGION``  region (default ``us-east-1``)
-``AWS_ENDPOINT_URL[_<SERVICE>]`` read by botocore itself (local endpoints, proxies)
-``NOTIFIER_CONFIG``             routing TOML (default: the built-in ``default_config.toml``)
-``NOTIFIER_TEMPLATES``          template directory (default: the built-in template set)
-``NOTIFIER_LEDGER_TABLE``       ledger table (default ``notifier-ledger``)
-``NOTIFIER_FAILURE_QUEUE_URL``  failure queue URL; else ``NOTIFIER_FAILURE_QUEUE``, a name
-                                resolved on first use (default ``notifier-failures``)
-``NOTIFIER_SENDER``             default sender (default ``notifications@example.com``)
-``NOTIFIER_MAX_CONCURRENCY``    concurrent sends per batch (default 64)
-``NOTIFIER_MAX_SEND_RATE``      sends/s for email channels, overriding the account's rate
-=============================== ===========================================================
+- ``AWS_REGION`` / ``AWS_DEFAULT_REGION``: region (default ``us-east-1``).
+- ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``: read by botocore itself.
+- ``NOTIFIER_CONFIG``: routing TOML (default: the built-in ``default_config.toml``).
+- ``NOTIFIER_TEMPLATES``: template directory (default: the built-in template set).
+- ``NOTIFIER_LEDGER_TABLE``: ledger table (default ``notifier-ledger``).
+- ``NOTIFIER_FAILURE_QUEUE_URL``, else ``NOTIFIER_FAILURE_QUEUE``: a queue name resolved on
+  first use (default ``notifier-failures``).
+- ``NOTIFIER_SENDER``: default sender (default ``notifications@example.com``).
+- ``NOTIFIER_MAX_CONCURRENCY``: concurrent sends per batch (default 64).
+- ``NOTIFIER_MAX_SEND_RATE``: sends/s for email channels, overriding the account's rate.
 """
 
 from __future__ import annotations
