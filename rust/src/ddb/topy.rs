@@ -1,9 +1,14 @@
 //! Decoded [`AttrValue`]s to Python objects (built only when Python asks).
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyType};
 
+use super::number::NumberParts;
 use super::value::{AttrValue, Map, Number};
 
 /// How `N` values become Python numbers.
@@ -34,31 +39,90 @@ pub(crate) fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     DECIMAL.import(py, "decimal", "Decimal")
 }
 
+/// Attribute-name str objects shared by the records of one batch: names repeat
+/// in every record, and a reused str also keeps its cached hash for dict inserts.
+#[derive(Default)]
+pub(crate) struct KeyCache(pub(crate) Mutex<HashMap<Box<str>, Py<PyString>>>);
+
+const KEY_CACHE_MAX: usize = 4096;
+
+/// True when the cyclic GC tracks `obj` (containers holding containers).
+pub(crate) fn gc_tracked(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `obj` is a live object; the call only reads its GC header flag.
+    unsafe { ffi::PyObject_GC_IsTracked(obj.as_ptr()) != 0 }
+}
+
+/// Stop the cyclic GC from tracking a dict, list or set we just built from members it
+/// does not track (str, bytes, numbers, None, untracked containers): such a
+/// tree holds no reference cycle, and untracked trees cost the GC nothing
+/// (CPython does the same for dicts and tuples of atomic values).
+pub(crate) fn gc_untrack(obj: &Bound<'_, PyAny>) {
+    // SAFETY: `obj` is a live list or set (GC types); untracking a tracked or
+    // untracked GC object is allowed and only clears its GC link.
+    unsafe { ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
+}
+
 /// Builds Python values from decoded ones.
-pub(crate) struct ToPy<'py> {
+pub(crate) struct ToPy<'py, 'k> {
     py: Python<'py>,
     numbers: Numbers,
     decimal: Bound<'py, PyType>,
+    keys: Option<&'k mut HashMap<Box<str>, Py<PyString>>>,
 }
 
-impl<'py> ToPy<'py> {
+impl<'py, 'k> ToPy<'py, 'k> {
     pub(crate) fn new(py: Python<'py>, numbers: Numbers) -> PyResult<Self> {
         Ok(ToPy {
             py,
             numbers,
             decimal: decimal_type(py)?.clone(),
+            keys: None,
         })
     }
 
-    pub(crate) fn map(&self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
+    /// Reuse (and fill) a batch's attribute-name cache.
+    pub(crate) fn with_keys(
+        mut self,
+        keys: Option<&'k mut HashMap<Box<str>, Py<PyString>>>,
+    ) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    fn key(&mut self, k: &str) -> Bound<'py, PyString> {
+        let py = self.py;
+        match self.keys.as_deref_mut() {
+            Some(cache) => {
+                if let Some(s) = cache.get(k) {
+                    return s.bind(py).clone();
+                }
+                let s = PyString::new(py, k);
+                if cache.len() < KEY_CACHE_MAX {
+                    cache.insert(k.into(), s.clone().unbind());
+                }
+                s
+            }
+            None => PyString::new(py, k),
+        }
+    }
+
+    pub(crate) fn map(&mut self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(self.py);
+        let mut tracked = false;
         for (k, v) in m {
-            dict.set_item(PyString::new(self.py, k), self.value(v)?)?;
+            let key = self.key(k);
+            let value = self.value(v)?;
+            tracked = tracked || gc_tracked(&value);
+            dict.set_item(key, value)?;
+        }
+        if !tracked {
+            // A dict re-tracks itself when a container is inserted later.
+            gc_untrack(&dict);
         }
         Ok(dict)
     }
 
-    pub(crate) fn value(&self, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn value(&mut self, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         Ok(match v {
             AttrValue::S(s) => PyString::new(py, s).into_any(),
@@ -68,10 +132,17 @@ impl<'py> ToPy<'py> {
             AttrValue::Null => py.None().into_bound(py),
             AttrValue::L(items) => {
                 let mut out = Vec::with_capacity(items.len());
+                let mut tracked = false;
                 for item in items {
-                    out.push(self.value(item)?);
+                    let obj = self.value(item)?;
+                    tracked = tracked || gc_tracked(&obj);
+                    out.push(obj);
                 }
-                PyList::new(py, out)?.into_any()
+                let list = PyList::new(py, out)?.into_any();
+                if !tracked {
+                    gc_untrack(&list);
+                }
+                list
             }
             AttrValue::M(m) => self.map(m)?.into_any(),
             AttrValue::SS(items) => {
@@ -79,6 +150,7 @@ impl<'py> ToPy<'py> {
                 for s in items {
                     set.add(PyString::new(py, s))?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
             AttrValue::NS(items) => {
@@ -86,6 +158,7 @@ impl<'py> ToPy<'py> {
                 for n in items {
                     set.add(self.number(n)?)?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
             AttrValue::BS(items) => {
@@ -93,6 +166,7 @@ impl<'py> ToPy<'py> {
                 for b in items {
                     set.add(PyBytes::new(py, b))?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
         })
@@ -105,24 +179,27 @@ impl<'py> ToPy<'py> {
         }
     }
 
-    /// `Decimal(text)` reusing a Python str the caller already has.
+    /// The number for validated `text` (with its `parts`), reusing the caller's str.
     pub(crate) fn number_from_str(
         &self,
-        n: &Number,
         text: &Bound<'py, PyString>,
+        raw: &str,
+        parts: &NumberParts<'_>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.numbers {
             Numbers::Decimal => self.decimal.call1((text,)),
-            Numbers::Native => self.native(n),
+            Numbers::Native => self.native_parts(raw, parts),
         }
     }
 
     fn native(&self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
+        self.native_parts(n.as_str(), &n.parts())
+    }
+
+    fn native_parts(&self, text: &str, parts: &NumberParts<'_>) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
-        let parts = n.parts();
         if !parts.is_integral() {
-            let f: f64 = n
-                .as_str()
+            let f: f64 = text
                 .parse()
                 .map_err(|_| PyValueError::new_err("unparsable number"))?;
             return Ok(PyFloat::new(py, f).into_any());
