@@ -124,7 +124,7 @@ impl StreamRecord {
         let obj = cell.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
             // try_lock: never wait on another thread while holding the GIL.
             let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
-            let mut out = ToPy::new(py, self.numbers)?.with_keys(keys.as_deref_mut());
+            let mut out = ToPy::new(py, self.numbers)?.with_shared(keys.as_deref_mut());
             Ok(out.map(map)?.into_any().unbind())
         })?;
         Ok(obj.clone_ref(py))

@@ -1,5 +1,6 @@
 //! Decoded [`AttrValue`]s to Python objects (built only when Python asks).
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
@@ -39,10 +40,45 @@ pub(crate) fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     DECIMAL.import(py, "decimal", "Decimal")
 }
 
-/// Attribute-name str objects shared by the records of one batch: names repeat
-/// in every record, and a reused str also keeps its cached hash for dict inserts.
+/// FxHash (rustc's hasher): attribute names are short and not attacker-chosen
+/// keys of a long-lived table (the cache is per batch and capped), so a fast
+/// non-keyed hash is fine here; SipHash showed up in profiles.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
+
+/// Python objects shared by the records of one batch.
 #[derive(Default)]
-pub(crate) struct KeyCache(pub(crate) Mutex<HashMap<Box<str>, Py<PyString>>>);
+pub(crate) struct Shared {
+    /// Attribute names repeat in every record; a reused str also keeps its
+    /// cached hash for dict inserts.
+    keys: FxMap<Py<PyString>>,
+    /// Decimals are immutable, so equal number texts can share one object.
+    decimals: FxMap<Py<PyAny>>,
+}
+
+/// [`Shared`] behind a lock, held by every record of a batch.
+#[derive(Default)]
+pub(crate) struct KeyCache(pub(crate) Mutex<Shared>);
 
 const KEY_CACHE_MAX: usize = 4096;
 
@@ -67,7 +103,7 @@ pub(crate) struct ToPy<'py, 'k> {
     py: Python<'py>,
     numbers: Numbers,
     decimal: Bound<'py, PyType>,
-    keys: Option<&'k mut HashMap<Box<str>, Py<PyString>>>,
+    shared: Option<&'k mut Shared>,
 }
 
 impl<'py, 'k> ToPy<'py, 'k> {
@@ -76,22 +112,19 @@ impl<'py, 'k> ToPy<'py, 'k> {
             py,
             numbers,
             decimal: decimal_type(py)?.clone(),
-            keys: None,
+            shared: None,
         })
     }
 
-    /// Reuse (and fill) a batch's attribute-name cache.
-    pub(crate) fn with_keys(
-        mut self,
-        keys: Option<&'k mut HashMap<Box<str>, Py<PyString>>>,
-    ) -> Self {
-        self.keys = keys;
+    /// Reuse (and fill) a batch's shared names and numbers.
+    pub(crate) fn with_shared(mut self, shared: Option<&'k mut Shared>) -> Self {
+        self.shared = shared;
         self
     }
 
     fn key(&mut self, k: &str) -> Bound<'py, PyString> {
         let py = self.py;
-        match self.keys.as_deref_mut() {
+        match self.shared.as_deref_mut().map(|s| &mut s.keys) {
             Some(cache) => {
                 if let Some(s) = cache.get(k) {
                     return s.bind(py).clone();
@@ -172,10 +205,24 @@ impl<'py, 'k> ToPy<'py, 'k> {
         })
     }
 
-    pub(crate) fn number(&self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
-        match self.numbers {
-            Numbers::Decimal => self.decimal.call1((PyString::new(self.py, n.as_str()),)),
-            Numbers::Native => self.native(n),
+    pub(crate) fn number(&mut self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
+        if self.numbers == Numbers::Native {
+            return self.native(n);
+        }
+        let py = self.py;
+        let make = |d: &Bound<'py, PyType>| d.call1((PyString::new(py, n.as_str()),));
+        match self.shared.as_deref_mut().map(|s| &mut s.decimals) {
+            Some(cache) => {
+                if let Some(d) = cache.get(n.as_str()) {
+                    return Ok(d.bind(py).clone());
+                }
+                let d = make(&self.decimal)?;
+                if cache.len() < KEY_CACHE_MAX {
+                    cache.insert(n.as_str().into(), d.clone().unbind());
+                }
+                Ok(d)
+            }
+            None => make(&self.decimal),
         }
     }
 
