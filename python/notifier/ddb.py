@@ -10,6 +10,12 @@
   without building the typed dicts) or as the parsed dict, to ``StreamRecord`` objects whose
   images become Python dicts only when first read.
 
+Decoded values are trees of atomic values (str, bytes, numbers, None), built untracked by the
+cyclic GC, so large batches add no garbage-collection work (CPython does the same for dicts and
+tuples of atomic values). Caveat: a reference cycle you create by appending a container to one
+of the returned lists or sets is not collected; inserting into a dict re-tracks it as usual.
+Decimals and attribute-name strs may be shared between the records of one batch (immutable).
+
 Deliberate differences from boto3, all raising instead of returning something DynamoDB never
 sends: NaN/Infinity/whitespace/underscores in ``N`` (``DecodeError``), ``NULL`` other than true,
 non-str attribute names, nesting deeper than DynamoDB's 32 levels; on the encode side ints and

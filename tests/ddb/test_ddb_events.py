@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -11,7 +12,7 @@ import pytest
 from ddb_helpers import canon
 
 from notifier import samples
-from notifier.ddb import StreamRecord, decode_stream_event
+from notifier.ddb import StreamRecord, decode_stream_event, deserialize_image
 
 Fn = Callable[[Any], Any]
 
@@ -145,3 +146,18 @@ def test_records_are_immutable() -> None:
     with pytest.raises(AttributeError):
         rec.event_name = "REMOVE"  # type: ignore[misc]
     assert "INSERT" in repr(rec)
+
+
+def test_decoded_images_cost_the_cyclic_gc_nothing() -> None:
+    # GIVEN images decoded from bytes and from dicts (trees of atomic values)
+    raw = json.dumps(samples.make_stream_event(1, start=2)).encode()
+    (rec,) = decode_stream_event(raw)
+    direct = deserialize_image(json.loads(raw)["Records"][0]["dynamodb"]["NewImage"])
+    for img in (rec.new_image, direct):
+        # THEN neither the image nor its nested lists, sets and maps are GC-tracked
+        assert img is not None
+        nested = [img["data"]["steps"], img["data"]["tags"], img["data"]["job"], img["user"]]
+        assert not any(gc.is_tracked(x) for x in [img, *nested])
+        # WHEN a container is put into the dict THEN CPython tracks the dict again
+        img["extra"] = []
+        assert gc.is_tracked(img)

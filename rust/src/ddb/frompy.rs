@@ -10,7 +10,8 @@ use pyo3::types::{
 use super::error::DecodeErr;
 use super::event::{RecordData, EVENT_NAMES};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
-use super::topy::ToPy;
+use super::number;
+use super::topy::{gc_tracked, gc_untrack, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number};
 
 /// A decode failure: bad input (with its path) or an unexpected Python error.
@@ -57,11 +58,10 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
+type Pair<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
+
 /// Iterate the `(key, value)` pairs of a dict or any Mapping.
-fn mapping_items<'py>(
-    obj: &Bound<'py, PyAny>,
-    what: &str,
-) -> Result<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>, Fail> {
+fn mapping_items<'py>(obj: &Bound<'py, PyAny>, what: &str) -> Result<Vec<Pair<'py>>, Fail> {
     if let Ok(d) = obj.downcast::<PyDict>() {
         return Ok(d.iter().collect());
     }
@@ -78,6 +78,18 @@ fn mapping_items<'py>(
 
 /// The single `(tag, value)` of an AttributeValue mapping.
 fn tag_of<'py>(obj: &Bound<'py, PyAny>) -> Result<(Tag, Bound<'py, PyAny>), Fail> {
+    // Fast path: a one-entry dict with a known str tag.
+    if let Ok(d) = obj.downcast::<PyDict>() {
+        if d.len() == 1 {
+            if let Some((k, v)) = d.iter().next() {
+                if let Ok(name) = k.downcast::<PyString>() {
+                    if let Some(tag) = name.to_str().ok().and_then(Tag::from_name) {
+                        return Ok((tag, v));
+                    }
+                }
+            }
+        }
+    }
     let mut items = mapping_items(obj, "an AttributeValue mapping such as {\"S\": \"text\"}")?;
     if items.len() != 1 {
         let names: Vec<String> = items
@@ -185,16 +197,13 @@ fn binary(tag: Tag, obj: &Bound<'_, PyAny>, unwrap: bool) -> Result<Vec<u8>, Fai
 /// `boto3.dynamodb.types.Binary`, recognised without importing boto3.
 pub(crate) fn is_boto3_binary(obj: &Bound<'_, PyAny>) -> bool {
     let ty = obj.get_type();
-    let name_ok = ty.name().is_ok_and(|n| n.to_string() == "Binary");
-    name_ok
-        && ty
-            .module()
-            .is_ok_and(|m| m.to_string() == "boto3.dynamodb.types")
+    let name_ok = ty.name().is_ok_and(|n| n == "Binary");
+    name_ok && ty.module().is_ok_and(|m| m == "boto3.dynamodb.types")
 }
 
 /// Python AttributeValues straight to Python values (boto3 TypeDeserializer's job).
 pub(crate) struct Deser<'py> {
-    pub(crate) out: ToPy<'py>,
+    pub(crate) out: ToPy<'py, 'static>,
 }
 
 impl<'py> Deser<'py> {
@@ -205,7 +214,8 @@ impl<'py> Deser<'py> {
     fn map(&self, obj: &Bound<'py, PyAny>, depth: u32) -> Result<Bound<'py, PyDict>, Fail> {
         let py = obj.py();
         let dict = PyDict::new(py);
-        let fill = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> Result<(), Fail> {
+        let mut tracked = false;
+        let mut fill = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> Result<(), Fail> {
             let name = k.downcast::<PyString>().map_err(|_| {
                 bad(format!(
                     "attribute names must be str, found {}",
@@ -213,7 +223,10 @@ impl<'py> Deser<'py> {
                 ))
             })?;
             match self.value(v, depth) {
-                Ok(pv) => Ok(dict.set_item(name, pv)?),
+                Ok(pv) => {
+                    tracked = tracked || gc_tracked(&pv);
+                    Ok(dict.set_item(name, pv)?)
+                }
                 Err(e) => {
                     Err(e.within_key(&name.to_cow().map(|c| c.into_owned()).unwrap_or_default()))
                 }
@@ -228,7 +241,21 @@ impl<'py> Deser<'py> {
                 fill(&k, &v)?;
             }
         }
+        if !tracked {
+            // A dict re-tracks itself when a container is inserted later.
+            gc_untrack(&dict);
+        }
         Ok(dict)
+    }
+
+    /// An `N` str to a Python number, validated, reusing the str for Decimal.
+    fn py_number(&self, tag: Tag, obj: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Fail> {
+        let s = obj
+            .downcast::<PyString>()
+            .map_err(|_| wrong(tag, "a number as a str", obj))?;
+        let text = s.to_cow()?;
+        let parts = number::parse(&text).map_err(bad)?;
+        Ok(self.out.number_from_str(s, &text, &parts)?)
     }
 
     /// One AttributeValue; `depth` = enclosing L/M levels.
@@ -251,10 +278,7 @@ impl<'py> Deser<'py> {
                 }
                 v
             }
-            Tag::N => {
-                let (n, s) = number_text(tag, &v)?;
-                self.out.number_from_str(&n, &s)?
-            }
+            Tag::N => self.py_number(tag, &v)?,
             Tag::B => {
                 if v.is_exact_instance_of::<PyBytes>() {
                     v
@@ -277,10 +301,17 @@ impl<'py> Deser<'py> {
             Tag::L => {
                 let items = list_items(&v)?;
                 let mut out = Vec::with_capacity(items.len());
+                let mut tracked = false;
                 for (i, item) in items.iter().enumerate() {
-                    out.push(self.value(item, depth + 1).map_err(|e| e.within_index(i))?);
+                    let obj = self.value(item, depth + 1).map_err(|e| e.within_index(i))?;
+                    tracked = tracked || gc_tracked(&obj);
+                    out.push(obj);
                 }
-                PyList::new(py, out)?.into_any()
+                let list = PyList::new(py, out)?.into_any();
+                if !tracked {
+                    gc_untrack(&list);
+                }
+                list
             }
             Tag::M => self.map(&v, depth + 1)?.into_any(),
             Tag::SS | Tag::NS | Tag::BS => {
@@ -293,10 +324,7 @@ impl<'py> Deser<'py> {
                             }
                             m.clone()
                         }
-                        Tag::NS => {
-                            let (n, s) = number_text(tag, m).map_err(|e| e.within_index(i))?;
-                            self.out.number_from_str(&n, &s)?
-                        }
+                        Tag::NS => self.py_number(tag, m).map_err(|e| e.within_index(i))?,
                         _ => {
                             PyBytes::new(py, &binary(tag, m, true).map_err(|e| e.within_index(i))?)
                                 .into_any()
@@ -304,6 +332,7 @@ impl<'py> Deser<'py> {
                     };
                     set.add(item)?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
         })

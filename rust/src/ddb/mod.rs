@@ -29,7 +29,7 @@ pub use value::{AttrValue, Map, Number};
 
 use frompy::{Deser, Fail};
 use record::RawText;
-use topy::ToPy;
+use topy::{KeyCache, ToPy};
 
 /// Run `f`, turning a panic (a bug, never expected) into a Python exception
 /// instead of letting it unwind into the interpreter.
@@ -196,6 +196,7 @@ fn from_text(
     .map_err(|_| DecodeError::new_err("internal error in the DynamoDB decoder (please report)"))?
     .map_err(|e| DecodeError::new_err(e.to_string()))?;
     let mut out = Vec::with_capacity(decoded.len());
+    let keys = Arc::new(KeyCache::default());
     for (index, rec) in decoded.into_iter().enumerate() {
         let raw = RawText::Slice {
             buf: Arc::clone(&text),
@@ -203,7 +204,7 @@ fn from_text(
         };
         match rec.result {
             Ok(data) => {
-                let r = StreamRecord::from_data(index, data, numbers, raw);
+                let r = StreamRecord::from_data(index, data, numbers, raw, Some(Arc::clone(&keys)));
                 out.push(Py::new(py, r)?.into_any());
             }
             Err(f) => {
@@ -259,11 +260,12 @@ fn from_py(
         return Err(envelope_err("`Records` is not a list"));
     };
     let mut out = Vec::with_capacity(items.len());
+    let keys = Arc::new(KeyCache::default());
     for (index, rec) in items.iter().enumerate() {
         match frompy::record_from_py(rec) {
             Ok(data) => {
                 let raw = RawText::Py(rec.clone().unbind());
-                let r = StreamRecord::from_data(index, data, numbers, raw);
+                let r = StreamRecord::from_data(index, data, numbers, raw, Some(Arc::clone(&keys)));
                 out.push(Py::new(py, r)?.into_any());
             }
             Err(Fail::Py(e)) => return Err(e),

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::event::RecordData;
 use super::guard;
-use super::topy::{Numbers, ToPy};
+use super::topy::{KeyCache, Numbers, ToPy};
 use super::value::{AttrValue, Map};
 
 /// Where a record's original JSON text comes from.
@@ -65,6 +65,8 @@ pub struct StreamRecord {
     pub(crate) aws_region: Option<String>,
     pub(crate) numbers: Numbers,
     pub(crate) raw: RawText,
+    /// Attribute-name strs shared by the batch (None for single records).
+    pub(crate) key_cache: Option<Arc<KeyCache>>,
     keys_py: GILOnceCell<Py<PyAny>>,
     new_py: GILOnceCell<Py<PyAny>>,
     old_py: GILOnceCell<Py<PyAny>>,
@@ -86,6 +88,7 @@ impl StreamRecord {
         data: RecordData,
         numbers: Numbers,
         raw: RawText,
+        key_cache: Option<Arc<KeyCache>>,
     ) -> Self {
         StreamRecord {
             index,
@@ -102,6 +105,7 @@ impl StreamRecord {
             aws_region: data.aws_region,
             numbers,
             raw,
+            key_cache,
             keys_py: GILOnceCell::new(),
             new_py: GILOnceCell::new(),
             old_py: GILOnceCell::new(),
@@ -118,7 +122,10 @@ impl StreamRecord {
             return Ok(py.None());
         };
         let obj = cell.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-            Ok(ToPy::new(py, self.numbers)?.map(map)?.into_any().unbind())
+            // try_lock: never wait on another thread while holding the GIL.
+            let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
+            let mut out = ToPy::new(py, self.numbers)?.with_shared(keys.as_deref_mut());
+            Ok(out.map(map)?.into_any().unbind())
         })?;
         Ok(obj.clone_ref(py))
     }

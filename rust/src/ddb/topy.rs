@@ -1,9 +1,15 @@
 //! Decoded [`AttrValue`]s to Python objects (built only when Python asks).
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyType};
 
+use super::number::NumberParts;
 use super::value::{AttrValue, Map, Number};
 
 /// How `N` values become Python numbers.
@@ -34,31 +40,122 @@ pub(crate) fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     DECIMAL.import(py, "decimal", "Decimal")
 }
 
+/// FxHash (rustc's hasher): attribute names are short and not attacker-chosen
+/// keys of a long-lived table (the cache is per batch and capped), so a fast
+/// non-keyed hash is fine here; SipHash showed up in profiles.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
+
+/// Python objects shared by the records of one batch.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Attribute names repeat in every record; a reused str also keeps its
+    /// cached hash for dict inserts.
+    keys: FxMap<Py<PyString>>,
+    /// Decimals are immutable, so equal number texts can share one object.
+    decimals: FxMap<Py<PyAny>>,
+}
+
+/// [`Shared`] behind a lock, held by every record of a batch.
+#[derive(Default)]
+pub(crate) struct KeyCache(pub(crate) Mutex<Shared>);
+
+const KEY_CACHE_MAX: usize = 4096;
+
+/// True when the cyclic GC tracks `obj` (containers holding containers).
+pub(crate) fn gc_tracked(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `obj` is a live object; the call only reads its GC header flag.
+    unsafe { ffi::PyObject_GC_IsTracked(obj.as_ptr()) != 0 }
+}
+
+/// Stop the cyclic GC from tracking a dict, list or set we just built from members it
+/// does not track (str, bytes, numbers, None, untracked containers): such a
+/// tree holds no reference cycle, and untracked trees cost the GC nothing
+/// (CPython does the same for dicts and tuples of atomic values).
+pub(crate) fn gc_untrack(obj: &Bound<'_, PyAny>) {
+    // SAFETY: `obj` is a live list or set (GC types); untracking a tracked or
+    // untracked GC object is allowed and only clears its GC link.
+    unsafe { ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
+}
+
 /// Builds Python values from decoded ones.
-pub(crate) struct ToPy<'py> {
+pub(crate) struct ToPy<'py, 'k> {
     py: Python<'py>,
     numbers: Numbers,
     decimal: Bound<'py, PyType>,
+    shared: Option<&'k mut Shared>,
 }
 
-impl<'py> ToPy<'py> {
+impl<'py, 'k> ToPy<'py, 'k> {
     pub(crate) fn new(py: Python<'py>, numbers: Numbers) -> PyResult<Self> {
         Ok(ToPy {
             py,
             numbers,
             decimal: decimal_type(py)?.clone(),
+            shared: None,
         })
     }
 
-    pub(crate) fn map(&self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
+    /// Reuse (and fill) a batch's shared names and numbers.
+    pub(crate) fn with_shared(mut self, shared: Option<&'k mut Shared>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    fn key(&mut self, k: &str) -> Bound<'py, PyString> {
+        let py = self.py;
+        match self.shared.as_deref_mut().map(|s| &mut s.keys) {
+            Some(cache) => {
+                if let Some(s) = cache.get(k) {
+                    return s.bind(py).clone();
+                }
+                let s = PyString::new(py, k);
+                if cache.len() < KEY_CACHE_MAX {
+                    cache.insert(k.into(), s.clone().unbind());
+                }
+                s
+            }
+            None => PyString::new(py, k),
+        }
+    }
+
+    pub(crate) fn map(&mut self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(self.py);
+        let mut tracked = false;
         for (k, v) in m {
-            dict.set_item(PyString::new(self.py, k), self.value(v)?)?;
+            let key = self.key(k);
+            let value = self.value(v)?;
+            tracked = tracked || gc_tracked(&value);
+            dict.set_item(key, value)?;
+        }
+        if !tracked {
+            // A dict re-tracks itself when a container is inserted later.
+            gc_untrack(&dict);
         }
         Ok(dict)
     }
 
-    pub(crate) fn value(&self, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn value(&mut self, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         Ok(match v {
             AttrValue::S(s) => PyString::new(py, s).into_any(),
@@ -68,10 +165,17 @@ impl<'py> ToPy<'py> {
             AttrValue::Null => py.None().into_bound(py),
             AttrValue::L(items) => {
                 let mut out = Vec::with_capacity(items.len());
+                let mut tracked = false;
                 for item in items {
-                    out.push(self.value(item)?);
+                    let obj = self.value(item)?;
+                    tracked = tracked || gc_tracked(&obj);
+                    out.push(obj);
                 }
-                PyList::new(py, out)?.into_any()
+                let list = PyList::new(py, out)?.into_any();
+                if !tracked {
+                    gc_untrack(&list);
+                }
+                list
             }
             AttrValue::M(m) => self.map(m)?.into_any(),
             AttrValue::SS(items) => {
@@ -79,6 +183,7 @@ impl<'py> ToPy<'py> {
                 for s in items {
                     set.add(PyString::new(py, s))?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
             AttrValue::NS(items) => {
@@ -86,6 +191,7 @@ impl<'py> ToPy<'py> {
                 for n in items {
                     set.add(self.number(n)?)?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
             AttrValue::BS(items) => {
@@ -93,36 +199,54 @@ impl<'py> ToPy<'py> {
                 for b in items {
                     set.add(PyBytes::new(py, b))?;
                 }
+                gc_untrack(&set);
                 set.into_any()
             }
         })
     }
 
-    pub(crate) fn number(&self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
-        match self.numbers {
-            Numbers::Decimal => self.decimal.call1((PyString::new(self.py, n.as_str()),)),
-            Numbers::Native => self.native(n),
+    pub(crate) fn number(&mut self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
+        if self.numbers == Numbers::Native {
+            return self.native(n);
+        }
+        let py = self.py;
+        let make = |d: &Bound<'py, PyType>| d.call1((PyString::new(py, n.as_str()),));
+        match self.shared.as_deref_mut().map(|s| &mut s.decimals) {
+            Some(cache) => {
+                if let Some(d) = cache.get(n.as_str()) {
+                    return Ok(d.bind(py).clone());
+                }
+                let d = make(&self.decimal)?;
+                if cache.len() < KEY_CACHE_MAX {
+                    cache.insert(n.as_str().into(), d.clone().unbind());
+                }
+                Ok(d)
+            }
+            None => make(&self.decimal),
         }
     }
 
-    /// `Decimal(text)` reusing a Python str the caller already has.
+    /// The number for validated `text` (with its `parts`), reusing the caller's str.
     pub(crate) fn number_from_str(
         &self,
-        n: &Number,
         text: &Bound<'py, PyString>,
+        raw: &str,
+        parts: &NumberParts<'_>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.numbers {
             Numbers::Decimal => self.decimal.call1((text,)),
-            Numbers::Native => self.native(n),
+            Numbers::Native => self.native_parts(raw, parts),
         }
     }
 
     fn native(&self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
+        self.native_parts(n.as_str(), &n.parts())
+    }
+
+    fn native_parts(&self, text: &str, parts: &NumberParts<'_>) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
-        let parts = n.parts();
         if !parts.is_integral() {
-            let f: f64 = n
-                .as_str()
+            let f: f64 = text
                 .parse()
                 .map_err(|_| PyValueError::new_err("unparsable number"))?;
             return Ok(PyFloat::new(py, f).into_any());

@@ -1,0 +1,159 @@
+"""Decoding stream events: notifier vs orjson + boto3 TypeDeserializer, Powertools and orjson.
+
+Groups ``decode-bytes-<n>``: from the raw event bytes to every record's new and old image as
+Python dicts (orjson alone stops at the typed dicts: the floor a Python decoder starts from).
+Groups ``decode-dict-<n>``: from the parsed event (what the Python runtime hands a handler),
+``deserialize_image`` over each image vs boto3's TypeDeserializer.
+Groups ``decode-dict-event-<n>``: ``decode_stream_event`` on the parsed event, images built.
+Every benchmark first asserts that its result equals the reference decoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import orjson
+import pytest
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+from boto3.dynamodb.types import TypeDeserializer
+
+from notifier import samples
+from notifier.ddb import decode_stream_event, deserialize_image
+
+SIZES = [100, 1_000, 10_000]
+Images = list[tuple[dict[str, Any] | None, dict[str, Any] | None]]
+
+
+class _LambdaTypeDeserializer(TypeDeserializer):
+    """boto3's deserializer with B/BS taken as Lambda JSON's base64 text (boto3 wants bytes)."""
+
+    def _deserialize_b(self, value: Any) -> Any:
+        return super()._deserialize_b(base64.b64decode(value))
+
+
+_TD = _LambdaTypeDeserializer()
+
+
+@cache
+def event_bytes(n: int) -> bytes:
+    return orjson.dumps(samples.make_stream_event(n))
+
+
+def _boto3_image(image: dict[str, Any] | None) -> dict[str, Any] | None:
+    if image is None:
+        return None
+    deserialize = _TD.deserialize
+    return {k: deserialize(v) for k, v in image.items()}
+
+
+def _boto3_images(event: dict[str, Any]) -> Images:
+    return [
+        (_boto3_image(r["dynamodb"].get("NewImage")), _boto3_image(r["dynamodb"].get("OldImage")))
+        for r in event["Records"]
+    ]
+
+
+def decode_notifier(raw: bytes) -> Images:
+    return [(r.new_image, r.old_image) for r in decode_stream_event(raw)]
+
+
+def decode_boto3(raw: bytes) -> Images:
+    return _boto3_images(orjson.loads(raw))
+
+
+def decode_powertools(raw: bytes) -> Images:
+    event = DynamoDBStreamEvent(orjson.loads(raw))
+    return [(r.dynamodb.new_image, r.dynamodb.old_image) for r in event.records if r.dynamodb]
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    """Equality, reading Powertools' undecoded base64 text as the bytes it stands for."""
+    if ours is None and theirs == {}:
+        return True  # Powertools gives {} for an absent image
+    if isinstance(ours, bytes) and isinstance(theirs, str):
+        return ours == base64.b64decode(theirs)
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return list(ours) == list(theirs) and all(_same(ours[k], theirs[k]) for k in ours)
+    if isinstance(ours, list | tuple) and isinstance(theirs, list | tuple):
+        return len(ours) == len(theirs) and all(map(_same, ours, theirs))
+    if isinstance(ours, set) and isinstance(theirs, set) and ours != theirs:
+        return ours == {base64.b64decode(t) for t in theirs}
+    return bool(ours == theirs)
+
+
+FROM_BYTES: dict[str, Callable[[bytes], Any]] = {
+    "notifier": decode_notifier,
+    "orjson+boto3": decode_boto3,
+    "powertools": decode_powertools,
+    "orjson-only": orjson.loads,
+}
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("lib", list(FROM_BYTES))
+def test_decode_from_bytes(benchmark: Any, lib: str, n: int) -> None:
+    raw = event_bytes(n)
+    fn = FROM_BYTES[lib]
+    benchmark.group = f"decode-bytes-{n}"
+    benchmark.extra_info["lib"] = lib
+    # GIVEN the same bytes THEN the result is correct before it is timed
+    if lib == "orjson-only":
+        assert fn(raw) == json.loads(raw)
+    else:
+        assert _same(decode_notifier(raw), fn(raw))
+        assert decode_notifier(raw) == decode_boto3(raw)
+    benchmark(fn, raw)
+
+
+def _notifier_dict_images(event: dict[str, Any]) -> Images:
+    out: Images = []
+    for r in event["Records"]:
+        ddb = r["dynamodb"]
+        new, old = ddb.get("NewImage"), ddb.get("OldImage")
+        out.append(
+            (
+                None if new is None else deserialize_image(new),
+                None if old is None else deserialize_image(old),
+            )
+        )
+    return out
+
+
+FROM_DICT: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "notifier": _notifier_dict_images,
+    "boto3": _boto3_images,
+}
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("lib", list(FROM_DICT))
+def test_decode_from_dict(benchmark: Any, lib: str, n: int) -> None:
+    event = orjson.loads(event_bytes(n))
+    benchmark.group = f"decode-dict-{n}"
+    benchmark.extra_info["lib"] = lib
+    assert FROM_DICT[lib](event) == _boto3_images(event)
+    benchmark(FROM_DICT[lib], event)
+
+
+def _notifier_event_images(event: dict[str, Any]) -> Images:
+    return [(r.new_image, r.old_image) for r in decode_stream_event(event)]
+
+
+FROM_DICT_EVENT: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "notifier": _notifier_event_images,
+    "boto3": _boto3_images,
+}
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("lib", list(FROM_DICT_EVENT))
+def test_decode_event_from_dict(benchmark: Any, lib: str, n: int) -> None:
+    event = orjson.loads(event_bytes(n))
+    benchmark.group = f"decode-dict-event-{n}"
+    benchmark.extra_info["lib"] = lib
+    assert FROM_DICT_EVENT[lib](event) == _boto3_images(event)
+    benchmark(FROM_DICT_EVENT[lib], event)
