@@ -90,3 +90,43 @@ def test_provisioning_is_idempotent(aws: str) -> None:
     ttl = ddb.describe_time_to_live(TableName="notifier-ledger")["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
     assert first.esm_failure_queue_url.endswith("/notifier-esm-failures")
+
+
+def test_cli_entry_runs_the_demo_on_its_own_embedded_aws() -> None:
+    # GIVEN the installed `notifier` command and the stub handler on the path
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "notifier"
+    tests_dir = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(tests_dir)}
+    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SESV2"):
+        env.pop(key, None)
+    # WHEN `notifier demo` runs in a subprocess, starting its own moto
+    proc = subprocess.run(
+        [str(exe), "demo", "--events", "20", "--users", "4", "--json", "--handler-factory", STUB],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    # THEN it exits cleanly with a summary of 20 sent emails on an embedded endpoint
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["embedded"] is True
+    assert (summary["sent"], summary["emails_accepted"]) == (20, 20)
+
+
+def test_an_unloadable_handler_is_reported_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a handler factory that does not exist
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--handler-factory", "no_such_module:build_handler"])
+    # WHEN the demo runs / THEN it says so and exits 2
+    assert demo.run(args) == 2
+    assert "cannot load the handler" in capsys.readouterr().err
