@@ -51,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write nothing; re-read the whole stream (from TRIM_HORIZON) to show that "
         "nothing is sent twice",
     )
+    data.add_argument(
+        "--send-rate",
+        type=float,
+        default=float(os.environ.get("NOTIFIER_MAX_SEND_RATE") or 1000.0),
+        metavar="PER_S",
+        help="SES send rate for the handler (NOTIFIER_MAX_SEND_RATE); moto reports a "
+        "sandbox rate of 1/s, far too slow for a demo",
+    )
     esm = parser.add_argument_group("event source mapping (emulated)")
     esm.add_argument("--batch-size", type=_positive, default=100)
     esm.add_argument("--batching-window", type=float, default=0.0, metavar="SECONDS")
@@ -256,6 +264,7 @@ def _run_pipeline(
             {
                 "NOTIFIER_LEDGER_TABLE": resources.ledger_table,
                 "NOTIFIER_FAILURE_QUEUE_URL": resources.failure_queue_url,
+                "NOTIFIER_MAX_SEND_RATE": str(args.send_rate),
             }
         )
     )
