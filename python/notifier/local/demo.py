@@ -160,12 +160,13 @@ def _count_items(table: str) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _moto_emails(endpoint_url: str) -> int | None:
-    """Emails the endpoint accepted, when it is a moto server (None otherwise)."""
-    from notifier.local.moto_server import sent_emails
+def _emails_sent() -> int | None:
+    """SES's own count of emails sent (GetSendQuota ``SentLast24Hours``; moto counts every
+    v1 and v2 send there), or None when the endpoint does not answer it."""
+    from notifier.local.provision import aws_client
 
     try:
-        return len(sent_emails(endpoint_url))
+        return int(aws_client("ses").get_send_quota()["SentLast24Hours"])
     except Exception:
         return None
 
@@ -282,7 +283,7 @@ def _run_pipeline(
         stack.enter_context(sesv2_endpoint(proxy.url))
 
     existing = _count_items(resources.events_table)
-    emails_before = _moto_emails(endpoint_url)
+    emails_before = _emails_sent()
     t_seed = time.perf_counter()
     if events:
         seed_events(
@@ -333,7 +334,7 @@ def _run_pipeline(
 
     hs: Mapping[str, int] = dict(getattr(handler, "stats", {}))
     sent = int(hs.get("sent", 0))
-    emails_after = _moto_emails(endpoint_url)
+    emails_after = _emails_sent()
     lat = esm_stats.latencies_s
     summary: dict[str, Any] = {
         "events": events,
