@@ -371,3 +371,34 @@ def test_settings_outside_lambda_limits_are_rejected(settings: dict[str, Any]) -
     # GIVEN / WHEN a setting Lambda would refuse / THEN it is refused
     with pytest.raises(EsmConfigError):
         EsmConfig(**settings)
+
+
+def test_without_a_destination_exhausted_records_are_bypassed_and_counted(
+    seed: Seed, make_esm: MakeEsm, resources: Resources
+) -> None:
+    # GIVEN a poison first record, no retries, and no on-failure destination
+    seqs = seed(3)
+    handler = StubHandler(poison(seqs[0]))
+    esm = make_esm(handler, batch_size=1, maximum_retry_attempts=0)
+    # WHEN the ESM consumes the stream
+    stats = esm.run()
+    # THEN the poison record is tried once and bypassed; the others are delivered
+    assert handler.calls == [[seqs[0]], [seqs[1]], [seqs[2]]]
+    assert stats.records_to_on_failure == 1
+    assert esm.on_failure_messages[0]["DDBStreamBatchInfo"]["startSequenceNumber"] == seqs[0]
+    assert drain_queue(resources.esm_failure_queue_url) == []
+
+
+def test_a_partial_failure_in_a_later_batch_keeps_earlier_batches_checkpointed(
+    seed: Seed, make_esm: MakeEsm
+) -> None:
+    # GIVEN 6 records in batches of 3, the 5th failing once
+    seqs = seed(6)
+    handler = StubHandler(
+        lambda s, call: {"batchItemFailures": [{"itemIdentifier": seqs[4]}]} if call == 2 else None
+    )
+    # WHEN the ESM consumes the stream
+    stats = make_esm(handler, batch_size=3).run()
+    # THEN only records from the 5th on come back
+    assert handler.calls == [seqs[:3], seqs[3:], seqs[4:]]
+    assert stats.redeliveries == 2
