@@ -197,14 +197,18 @@ def seed_events(
     table: str = DEFAULT_NAMES.events_table,
     on_progress: Callable[[int], None] | None = None,
     max_attempts: int = 10,
+    client: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Write events ``start .. start+n-1`` (``notifier.samples.make_item``) with
-    BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns ``n``."""
+    BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns ``n``.
+
+    ``client`` (a boto3 DynamoDB client) defaults to one for ``endpoint_url``."""
     from boto3.dynamodb.types import TypeSerializer
 
     from notifier.samples import make_item
 
-    ddb = aws_client("dynamodb", endpoint_url, region)
+    ddb = client if client is not None else aws_client("dynamodb", endpoint_url, region)
     ser = TypeSerializer()
     written = 0
     for chunk_start in range(start, start + n, 25):
@@ -222,10 +226,10 @@ def seed_events(
         pending: dict[str, list[dict[str, Any]]] = {table: requests}
         for attempt in range(max_attempts):
             resp = ddb.batch_write_item(RequestItems=pending)
-            pending = resp.get("UnprocessedItems") or {}
+            pending = {t: r for t, r in (resp.get("UnprocessedItems") or {}).items() if r}
             if not pending:
                 break
-            time.sleep(min(2.0, 0.05 * 2**attempt))
+            sleep(min(2.0, 0.05 * 2**attempt))
         else:
             left = sum(len(v) for v in pending.values())
             raise ProvisionError(f"BatchWriteItem left {left} items unprocessed")
