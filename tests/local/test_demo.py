@@ -45,6 +45,7 @@ def test_demo_sends_one_email_per_event_and_a_replay_sends_none(
     assert first["emails_accepted"] == 30
     assert first["esm"]["invocations"] == 4
     assert first["unaccounted"] == 0
+    assert first["esm"]["records_checkpointed"] == 30
     recipients = sorted(m["destinations"]["ToAddresses"][0] for m in sent_emails(aws))
     assert recipients == sorted(f"user-{i % 7}@example.com" for i in range(30))
     # WHEN it runs again on the same endpoint, replaying the stream

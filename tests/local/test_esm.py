@@ -107,6 +107,7 @@ def test_partial_failure_redelivers_from_the_lowest_failed_sequence_number(
     assert handler.calls == [seqs, seqs[3:]]
     assert stats.partial_failures == 1
     assert stats.redeliveries == 7
+    assert stats.records_checkpointed == 10
     assert stats.retries == 1
 
 
@@ -185,6 +186,7 @@ def test_bisect_isolates_the_poison_record_then_sends_it_to_the_on_failure_desti
     assert stats.function_errors == 6
     assert stats.batches_to_on_failure == 1
     assert stats.records_to_on_failure == 1
+    assert stats.records_checkpointed == 7
     assert stats.stopped == "drained"
     # AND the destination got the batch's metadata (not the record)
     (msg,) = drain_queue(resources.esm_failure_queue_url)

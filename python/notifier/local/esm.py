@@ -129,6 +129,8 @@ class EsmStats:
 
     invocations: int = 0
     records_delivered: int = 0
+    #: Records the shard checkpoint moved past after the handler succeeded on them.
+    records_checkpointed: int = 0
     #: Deliveries of a record that had been delivered before (after a failure).
     redeliveries: int = 0
     successes: int = 0
@@ -408,6 +410,7 @@ class StreamEsm:
                 continue
             inv = self._invoke(shard_id, batch)
             if inv.outcome == "success":
+                self.stats.records_checkpointed += len(batch)
                 for _ in batch:
                     buffer.popleft()
                 if limits:
@@ -417,6 +420,7 @@ class StreamEsm:
             if inv.outcome == "partial":
                 assert inv.checkpoint is not None
                 start = next(i for i, r in enumerate(batch) if r.seq == inv.checkpoint)
+                self.stats.records_checkpointed += start
                 failed = batch[start:]
                 limits.clear()
             elif cfg.bisect_batch_on_function_error and len(batch) > 1:
