@@ -404,3 +404,21 @@ def test_a_partial_failure_in_a_later_batch_keeps_earlier_batches_checkpointed(
     # THEN only records from the 5th on come back
     assert handler.calls == [seqs[:3], seqs[3:], seqs[4:]]
     assert stats.redeliveries == 2
+
+
+@pytest.mark.parametrize("payload", ["dict", "bytes"])
+def test_emulated_events_decode_back_to_the_items_written(
+    seed: Seed, make_esm: MakeEsm, resources: Resources, payload: str
+) -> None:
+    # GIVEN 12 sample events (binary, sets, nulls, nested maps) in the stream
+    from notifier.ddb import decode_stream_event
+
+    seqs = seed(12, users=5)
+    decoded: list[Any] = []
+    # WHEN the ESM hands them to a handler that decodes them with the project's decoder
+    make_esm(lambda event, ctx: decoded.extend(decode_stream_event(event)), payload=payload).run()
+    # THEN every record decodes to exactly the item that was written
+    assert [r.new_image for r in decoded] == [make_item(i, users=5) for i in range(12)]
+    assert [r.sequence_number for r in decoded] == seqs
+    assert {r.event_source_arn for r in decoded} == {resources.stream_arn}
+    assert {r.event_name for r in decoded} == {"INSERT"}
