@@ -65,6 +65,7 @@ def decode_stream_event(
     always raises DecodeError; a malformed record raises (``errors="raise"``) or is replaced by
     a ``RecordError`` (``errors="collect"``). Messages name the path, e.g.
     ``Records[17].dynamodb.NewImage.user.email: unknown type tag "X"``."""
+
 @overload
 def decode_stream_event(
     event: bytes | bytearray | str | Mapping[str, Any],
@@ -73,6 +74,7 @@ def decode_stream_event(
     errors: Literal["collect"],
 ) -> list[StreamRecord | RecordError]:
     """``errors="collect"``: a malformed record yields a ``RecordError`` in its place."""
+
 @final
 class StreamRecord:
     """One decoded stream record. Immutable; images are built as dicts on first access
