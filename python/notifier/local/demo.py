@@ -1,0 +1,424 @@
+"""``notifier demo``: the whole pipeline on an embedded AWS, end to end.
+
+Starts moto in server mode in-process (unless ``--endpoint-url`` names an AWS-compatible
+endpoint that is already running), provisions the resources, writes ``--events`` realistic
+events for ``--users`` users into the source table, then consumes the table's stream with the
+local ESM emulator (``notifier.local.esm``) invoking the real handler
+(``notifier.handler.build_handler()``), until the stream is drained. Prints a summary table
+(or JSON with ``--json``).
+
+Every run reads the stream from TRIM_HORIZON, so a second run against the same endpoint
+re-delivers every earlier record: the ledger must turn all of them into duplicates
+(``--replay`` writes nothing and shows exactly that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any, TextIO
+
+__all__ = ["add_arguments", "run"]
+
+_DEFAULT_FACTORY = "notifier.handler:build_handler"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``notifier demo`` options."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    aws = parser.add_argument_group("where")
+    aws.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="use this running AWS-compatible endpoint (e.g. a moto server) instead of "
+        "starting moto in-process",
+    )
+    aws.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    data = parser.add_argument_group("events")
+    data.add_argument("--events", type=_non_negative, default=1000, help="events to write")
+    data.add_argument("--users", type=_positive, default=100, help="distinct recipients")
+    data.add_argument("--seed", type=int, default=0, help="sample data seed")
+    data.add_argument(
+        "--replay",
+        action="store_true",
+        help="write nothing; re-read the whole stream (from TRIM_HORIZON) to show that "
+        "nothing is sent twice",
+    )
+    data.add_argument(
+        "--send-rate",
+        type=float,
+        default=float(os.environ.get("NOTIFIER_MAX_SEND_RATE") or 1000.0),
+        metavar="PER_S",
+        help="SES send rate for the handler (NOTIFIER_MAX_SEND_RATE); moto reports a "
+        "sandbox rate of 1/s, far too slow for a demo",
+    )
+    esm = parser.add_argument_group("event source mapping (emulated)")
+    esm.add_argument("--batch-size", type=_positive, default=100)
+    esm.add_argument("--batching-window", type=float, default=0.0, metavar="SECONDS")
+    esm.add_argument(
+        "--bisect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="BisectBatchOnFunctionError",
+    )
+    esm.add_argument("--max-retries", type=int, default=3, help="MaximumRetryAttempts (-1: ever)")
+    esm.add_argument(
+        "--max-record-age", type=int, default=-1, help="MaximumRecordAgeInSeconds (-1: none)"
+    )
+    esm.add_argument("--function-timeout", type=float, default=60.0, metavar="SECONDS")
+    esm.add_argument(
+        "--max-invocations",
+        type=_positive,
+        default=10_000,
+        help="stop after this many invocations (guards against a poison record)",
+    )
+    faults = parser.add_argument_group("fault injection into SES (a reverse proxy)")
+    faults.add_argument("--throttle-rate", type=float, default=0.0, metavar="P")
+    faults.add_argument("--error-rate", type=float, default=0.0, metavar="P", help="5xx")
+    faults.add_argument(
+        "--lost-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="send, then drop the response (the outcome is unknown to the caller)",
+    )
+    faults.add_argument("--fault-seed", type=int, default=0)
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the summary as JSON")
+    out.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument("--handler-factory", default=_DEFAULT_FACTORY, help=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _aws_env(endpoint_url: str, region: str) -> dict[str, str]:
+    from notifier.local.moto_server import LOCAL_CREDENTIALS
+
+    env = {"AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": region}
+    if not os.environ.get("AWS_ACCESS_KEY_ID"):
+        env.update({k: v for k, v in LOCAL_CREDENTIALS.items() if k != "AWS_DEFAULT_REGION"})
+    return env
+
+
+def _load_factory(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr or "build_handler")
+
+
+def _count_items(table: str) -> int:
+    from notifier.local.provision import aws_client
+
+    ddb = aws_client("dynamodb")
+    count = 0
+    kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+    while True:
+        page = ddb.scan(**kwargs)
+        count += int(page.get("Count", 0))
+        if "LastEvaluatedKey" not in page:
+            return count
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _emails_sent() -> int | None:
+    """SES's own count of emails sent (GetSendQuota ``SentLast24Hours``; moto counts every
+    v1 and v2 send there), or None when the endpoint does not answer it."""
+    from notifier.local.provision import aws_client
+
+    try:
+        return int(aws_client("ses").get_send_quota()["SentLast24Hours"])
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A one-line progress bar on a terminal stream (no dependency)."""
+
+    def __init__(self, stream: TextIO, enabled: bool, width: int = 30) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.width = width
+        self._last = 0.0
+
+    def show(self, label: str, done: int, total: int, extra: str = "", force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        frac = min(1.0, done / total) if total else 1.0
+        filled = int(frac * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{label:<8} [{bar}] {done}/{total} {extra}\x1b[K")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo and print the summary. Exit status 0 when the stream was drained and the
+    handler completed every record (the ESM checkpoint moved past all of them); 1 when
+    records were left in the stream or skipped by the ESM to its on-failure destination."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    try:
+        factory = _load_factory(args.handler_factory)
+    except (ImportError, AttributeError) as exc:
+        print(
+            f"notifier demo: cannot load the handler {args.handler_factory}: {exc}", file=sys.stderr
+        )
+        return 2
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = _Progress(sys.stderr, bool(show))
+    events = 0 if args.replay else args.events
+    with ExitStack() as stack:
+        started = time.perf_counter()
+        embedded = args.endpoint_url is None
+        if embedded:
+            from notifier.local.moto_server import MotoServer
+
+            progress.show("moto", 0, 1, "starting the embedded AWS", force=True)
+            endpoint_url = stack.enter_context(MotoServer()).endpoint_url
+        else:
+            endpoint_url = args.endpoint_url.rstrip("/")
+        stack.enter_context(_environment(_aws_env(endpoint_url, args.region)))
+        summary = _run_pipeline(args, stack, endpoint_url, events, progress, factory)
+        summary["endpoint"] = endpoint_url
+        summary["embedded"] = embedded
+        summary["elapsed_s"] = round(time.perf_counter() - started, 3)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=False))
+    else:
+        print(format_summary(summary))
+    esm = summary["esm"]
+    clean = (
+        summary["unaccounted"] == 0
+        and esm["on_failure_records"] == 0
+        and esm["stopped"] == "drained"
+    )
+    return 0 if clean else 1
+
+
+def _run_pipeline(
+    args: argparse.Namespace,
+    stack: ExitStack,
+    endpoint_url: str,
+    events: int,
+    progress: _Progress,
+    factory: Any,
+) -> dict[str, Any]:
+    from notifier.local.esm import EsmConfig, StreamEsm, percentile
+    from notifier.local.provision import aws_client, provision, seed_events
+
+    resources = provision(region=args.region)
+    stack.enter_context(
+        _environment(
+            {
+                "NOTIFIER_LEDGER_TABLE": resources.ledger_table,
+                "NOTIFIER_FAILURE_QUEUE_URL": resources.failure_queue_url,
+                "NOTIFIER_MAX_SEND_RATE": str(args.send_rate),
+            }
+        )
+    )
+    proxy = None
+    if args.throttle_rate or args.error_rate or args.lost_rate:
+        from notifier.local.faults import FaultPlan, FaultProxy, sesv2_endpoint
+
+        plan = FaultPlan(
+            throttle_rate=args.throttle_rate,
+            server_error_rate=args.error_rate,
+            response_lost_rate=args.lost_rate,
+            seed=args.fault_seed,
+        )
+        proxy = stack.enter_context(FaultProxy(endpoint_url, plan))
+        stack.enter_context(sesv2_endpoint(proxy.url))
+
+    existing = _count_items(resources.events_table)
+    emails_before = _emails_sent()
+    t_seed = time.perf_counter()
+    if events:
+        seed_events(
+            events,
+            users=args.users,
+            seed=args.seed,
+            start=existing,
+            on_progress=lambda n: progress.show("write", n, events),
+        )
+        progress.show("write", events, events, force=True)
+        progress.done()
+    seed_s = time.perf_counter() - t_seed
+    total = existing + events
+
+    handler = factory()
+    stack.callback(getattr(handler, "close", lambda: None))
+    config = EsmConfig(
+        batch_size=args.batch_size,
+        maximum_batching_window_s=args.batching_window,
+        bisect_batch_on_function_error=args.bisect,
+        maximum_retry_attempts=args.max_retries,
+        maximum_record_age_s=args.max_record_age,
+        on_failure_queue_url=resources.esm_failure_queue_url,
+        function_timeout_s=args.function_timeout,
+        max_invocations=args.max_invocations,
+        poll_interval_s=0.05,
+    )
+
+    def on_invocation(inv: Any) -> None:
+        seen = esm.stats.records_delivered - esm.stats.redeliveries
+        stats = getattr(handler, "stats", {})
+        extra = f"sent {stats.get('sent', 0)} dup {stats.get('duplicates', 0)}"
+        progress.show("consume", min(seen, total), total, extra)
+
+    esm = StreamEsm(
+        aws_client("dynamodbstreams"),
+        resources.stream_arn,
+        handler,
+        config,
+        sqs=aws_client("sqs"),
+        on_invocation=on_invocation,
+    )
+    t_consume = time.perf_counter()
+    esm_stats = esm.run()
+    consume_s = time.perf_counter() - t_consume
+    progress.show("consume", total, total, "drained", force=True)
+    progress.done()
+
+    hs: Mapping[str, int] = dict(getattr(handler, "stats", {}))
+    sent = int(hs.get("sent", 0))
+    emails_after = _emails_sent()
+    lat = esm_stats.latencies_s
+    summary: dict[str, Any] = {
+        "events": events,
+        "stream_records": total,
+        "records_handled": int(hs.get("records", 0)),
+        "sent": sent,
+        "duplicates": int(hs.get("duplicates", 0)),
+        "skipped": int(hs.get("skipped", 0)),
+        "failed": int(hs.get("failed_permanent", 0)),
+        "failed_transient": int(hs.get("failed_transient", 0)),
+        "dead_lettered": int(hs.get("dead_lettered", 0)),
+        "emails_accepted": (
+            None if emails_after is None or emails_before is None else emails_after - emails_before
+        ),
+        "esm": {
+            "invocations": esm_stats.invocations,
+            "records_delivered": esm_stats.records_delivered,
+            "redeliveries": esm_stats.redeliveries,
+            "retries": esm_stats.retries,
+            "bisects": esm_stats.bisects,
+            "function_errors": esm_stats.function_errors + esm_stats.timeouts,
+            "partial_failures": esm_stats.partial_failures,
+            "on_failure_batches": esm_stats.batches_to_on_failure,
+            "on_failure_records": esm_stats.records_to_on_failure,
+            "stopped": esm_stats.stopped,
+        },
+        "faults": dict(proxy.counts) if proxy is not None else {},
+        "seed_s": round(seed_s, 3),
+        "consume_s": round(consume_s, 3),
+        "notifications_per_s": round(sent / consume_s, 1) if consume_s > 0 else 0.0,
+        "batch_latency_p50_ms": round(percentile(lat, 50) * 1000, 1),
+        "batch_latency_p99_ms": round(percentile(lat, 99) * 1000, 1),
+    }
+    # Every stream record must have left the stream: processed by the handler (the checkpoint
+    # moved past it) or skipped by the ESM to its on-failure destination.
+    done = esm_stats.records_checkpointed + esm_stats.records_to_on_failure
+    summary["esm"]["records_checkpointed"] = esm_stats.records_checkpointed
+    summary["unaccounted"] = max(0, total - done)
+    return summary
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """The summary as a readable two-column table."""
+    esm = s["esm"]
+    rows: list[tuple[str, str]] = [
+        ("endpoint", f"{s['endpoint']}{' (embedded moto)' if s['embedded'] else ''}"),
+        ("events written", str(s["events"])),
+        ("stream records", str(s["stream_records"])),
+        ("notifications sent", str(s["sent"])),
+        ("duplicates suppressed", str(s["duplicates"])),
+        ("skipped (not routed)", str(s["skipped"])),
+        ("failed (permanent)", str(s["failed"])),
+        ("transient failures (retried)", str(s["failed_transient"])),
+        ("dead-lettered", str(s["dead_lettered"])),
+        ("ESM invocations", str(esm["invocations"])),
+        ("ESM redeliveries", str(esm["redeliveries"])),
+        ("ESM bisects / to on-failure", f"{esm['bisects']} / {esm['on_failure_records']}"),
+    ]
+    if s.get("emails_accepted") is not None:
+        rows.append(("emails accepted by SES", str(s["emails_accepted"])))
+    if s.get("faults"):
+        f = s["faults"]
+        rows.append(
+            (
+                "faults injected",
+                f"{f.get('throttle', 0)} throttled, {f.get('server_error', 0)} 5xx, "
+                f"{f.get('response_lost', 0)} lost of {f.get('sends', 0)} sends",
+            )
+        )
+    rows += [
+        (
+            "elapsed",
+            f"{s['elapsed_s']:.2f} s (writing {s['seed_s']:.2f} s, "
+            f"consuming {s['consume_s']:.2f} s)",
+        ),
+        ("notifications/s", f"{s['notifications_per_s']:.1f}"),
+        (
+            "batch latency p50 / p99",
+            f"{s['batch_latency_p50_ms']:.1f} / {s['batch_latency_p99_ms']:.1f} ms",
+        ),
+    ]
+    if s.get("unaccounted"):
+        rows.append(("UNACCOUNTED records", str(s["unaccounted"])))
+    width = max(len(k) for k, _ in rows)
+    lines = ["notifier demo", "=" * (width + 30)]
+    lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
