@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -40,10 +40,20 @@ async def http_server(handler: Callable[[web.Request], web.StreamResponse]) -> A
 
 @asynccontextmanager
 async def raw_server(
-    on_request: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object],
+    on_request: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
 ) -> AsyncIterator[str]:
-    """A raw TCP server: ``on_request`` (a coroutine function) handles each connection."""
-    server = await asyncio.start_server(on_request, "127.0.0.1", 0)  # type: ignore[arg-type]
+    """A raw TCP server: ``on_request`` (a coroutine function) handles each connection.
+
+    The connection is closed when ``on_request`` returns or is cancelled.
+    """
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await on_request(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
