@@ -208,6 +208,8 @@ class StubAws:
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=10)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
             self._proc = None
 
     def stats(self) -> dict[str, int]:

@@ -32,7 +32,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
@@ -44,11 +44,16 @@ from notifier.aws.sigv4 import CredentialSource, SigV4Signer
 if TYPE_CHECKING:
     from botocore.session import Session
 
-__all__ = ["SEND_EMAIL_PATH", "SESv2Client", "serialize_send_email"]
+__all__ = ["SEND_EMAIL_PATH", "BodyEncoding", "SESv2Client", "serialize_send_email"]
 
 SEND_EMAIL_PATH = "/v2/email/outbound-emails"
 _OPERATION = "SendEmail"
 _dumps = json.JSONEncoder().encode  # json.dumps(obj) with default settings, as botocore does
+
+#: "botocore": the exact bytes botocore sends (``json.dumps``: ", " separators, ASCII escapes).
+#: "compact": the same JSON value, serialized by orjson (UTF-8, no spaces): about 15x cheaper;
+#: the signature is still SigV4 over the bytes sent (tests check botocore's signer agrees).
+BodyEncoding = Literal["botocore", "compact"]
 
 
 def _b64(value: Any) -> str:
@@ -85,8 +90,16 @@ def _encode_blobs(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "Content": new_content}
 
 
-def serialize_send_email(params: dict[str, Any]) -> bytes:
-    """The request body botocore's restJson serializer builds for these SendEmail kwargs."""
+def serialize_send_email(params: dict[str, Any], encoding: BodyEncoding = "botocore") -> bytes:
+    """The SendEmail request body for these kwargs.
+
+    With ``encoding="botocore"`` these are the bytes botocore's restJson serializer builds;
+    with ``"compact"`` the same JSON value serialized by orjson.
+    """
+    if encoding == "compact":
+        import orjson
+
+        return orjson.dumps(_encode_blobs(params))
     return _dumps(_encode_blobs(params)).encode("utf-8")
 
 
@@ -105,8 +118,9 @@ class SESv2Client:
     like botocore), ``credentials`` (anything with ``get_frozen_credentials()``; else the
     session's provider chain), ``session`` (a ``botocore.session.Session``), ``max_connections``
     (pool bound, default 64), ``connect_timeout`` / ``read_timeout`` seconds, ``keepalive_timeout``
-    (seconds an idle connection is kept; keep it below the server's idle timeout), ``clock``
-    (epoch seconds, for tests).
+    (seconds an idle connection is kept; keep it below the server's idle timeout),
+    ``body_encoding`` (``"compact"``, the default, or ``"botocore"`` for byte-identical bodies;
+    see :data:`BodyEncoding`), ``clock`` (epoch seconds, for tests).
     """
 
     def __init__(
@@ -120,6 +134,7 @@ class SESv2Client:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         keepalive_timeout: float = 15.0,
+        body_encoding: BodyEncoding = "compact",
         clock: Callable[[], float] = time.time,
     ) -> None:
         if session is None:
@@ -139,6 +154,12 @@ class SESv2Client:
             credentials, url=self.url, region=self.region_name, service=SIGNING_NAME, clock=clock
         )
         self._user_agent = _user_agent()
+        if body_encoding == "compact":
+            import orjson
+
+            self._dumps: Callable[[Any], bytes] = orjson.dumps
+        else:
+            self._dumps = lambda obj: _dumps(obj).encode("utf-8")
         self._max_connections = max_connections
         self._keepalive_timeout = keepalive_timeout
         self._timeout = aiohttp.ClientTimeout(
@@ -178,7 +199,7 @@ class SESv2Client:
             raise ValueError(
                 "EndpointId (multi-region endpoints) is not supported; use aiobotocore"
             )
-        body = serialize_send_email(params)
+        body = self._dumps(_encode_blobs(params))
         headers = self._signer.sign(body)
         headers["User-Agent"] = self._user_agent
         return self.url, headers, body
