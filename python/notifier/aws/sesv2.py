@@ -176,8 +176,8 @@ class SESv2Client:
         self._http = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            skip_auto_headers=("User-Agent",),
-            auto_decompress=False,
+            # No Accept-Encoding: SES answers tiny JSON; identity saves a decompressor per call.
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
         return self._http
 
