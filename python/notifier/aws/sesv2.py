@@ -34,12 +34,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
-
 from notifier.aws.endpoint import SIGNING_NAME, resolve_region, resolve_sesv2_endpoint
-from notifier.aws.errors import OutcomeUnknownError, RequestNotSentError
 from notifier.aws.responses import parse_error, response_metadata
 from notifier.aws.sigv4 import CredentialSource, SigV4Signer
+from notifier.aws.transport import HttpTransport
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -160,26 +158,13 @@ class SESv2Client:
             self._dumps: Callable[[Any], bytes] = orjson.dumps
         else:
             self._dumps = lambda obj: _dumps(obj).encode("utf-8")
-        self._max_connections = max_connections
-        self._keepalive_timeout = keepalive_timeout
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+        self._transport = HttpTransport(
+            self.endpoint_url,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            keepalive_timeout=keepalive_timeout,
         )
-        self._http: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            keepalive_timeout=self._keepalive_timeout,
-            ttl_dns_cache=300,
-        )
-        self._http = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            # No Accept-Encoding: SES answers tiny JSON; identity saves a decompressor per call.
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
-        return self._http
 
     async def __aenter__(self) -> SESv2Client:
         return self
@@ -189,9 +174,7 @@ class SESv2Client:
 
     async def close(self) -> None:
         """Close the connection pool (idempotent)."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._transport.close()
 
     def build_request(self, params: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(url, headers, body) of the signed SendEmail request for these kwargs."""
@@ -213,24 +196,7 @@ class SESv2Client:
         response was read.
         """
         url, headers, body = self.build_request(params)
-        http = self._http or self._open()
-        try:
-            async with http.post(url, data=body, headers=headers) as resp:
-                payload = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise RequestNotSentError(
-                f"could not connect to {self.endpoint_url}: {exc}",
-                endpoint=self.endpoint_url,
-                operation=_OPERATION,
-            ) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise OutcomeUnknownError(
-                f"no response from {self.endpoint_url} after sending: {exc!r}",
-                endpoint=self.endpoint_url,
-                operation=_OPERATION,
-            ) from exc
+        status, resp_headers, payload = await self._transport.post(url, headers, body, _OPERATION)
         if status >= 300:
             raise parse_error(status, resp_headers, payload, _OPERATION)
         result: dict[str, Any] = {"ResponseMetadata": response_metadata(status, resp_headers)}

@@ -64,8 +64,9 @@ def _hmac(key: bytes, msg: str) -> bytes:
 class SigV4Signer:
     """Signs ``POST <url>`` with a ``Content-Type`` header and a body, no query string.
 
-    ``sign(body)`` returns the headers to send: ``Content-Type``, ``Host``, ``X-Amz-Date``,
-    ``X-Amz-Security-Token`` (with session credentials) and ``Authorization``.
+    ``sign(body, target=None)`` returns the headers to send: ``Content-Type``, ``Host``,
+    ``X-Amz-Date``, ``X-Amz-Security-Token`` (with session credentials), ``X-Amz-Target``
+    (when given) and ``Authorization``.
     """
 
     __slots__ = (
@@ -136,8 +137,12 @@ class SigV4Signer:
             self._key_secret = secret
         return self._key
 
-    def sign(self, body: bytes) -> dict[str, str]:
-        """The headers for one request with this ``body`` (signed at the clock's time)."""
+    def sign(self, body: bytes, target: str | None = None) -> dict[str, str]:
+        """The headers for one request with this ``body`` (signed at the clock's time).
+
+        ``target``: the ``X-Amz-Target`` header of JSON-protocol services (DynamoDB), signed
+        as botocore signs it.
+        """
         creds = self._credentials.get_frozen_credentials()
         access_key, secret_key = creds.access_key, creds.secret_key
         if not access_key or not secret_key:
@@ -147,16 +152,15 @@ class SigV4Signer:
         amz_date = self._amz_date()
         day = amz_date[:8]
         token = creds.token
+        canonical = f"{self._prefix}x-amz-date:{amz_date}\n"
+        signed_headers = "content-type;host;x-amz-date"
         if token:
-            canonical = (
-                f"{self._prefix}x-amz-date:{amz_date}\nx-amz-security-token:{_normalize(token)}\n\n"
-                "content-type;host;x-amz-date;x-amz-security-token\n"
-            )
-            signed_headers = "content-type;host;x-amz-date;x-amz-security-token"
-        else:
-            canonical = f"{self._prefix}x-amz-date:{amz_date}\n\ncontent-type;host;x-amz-date\n"
-            signed_headers = "content-type;host;x-amz-date"
-        canonical += hashlib.sha256(body).hexdigest()
+            canonical += f"x-amz-security-token:{_normalize(token)}\n"
+            signed_headers += ";x-amz-security-token"
+        if target is not None:
+            canonical += f"x-amz-target:{_normalize(target)}\n"
+            signed_headers += ";x-amz-target"
+        canonical += f"\n{signed_headers}\n{hashlib.sha256(body).hexdigest()}"
         scope = day + self._scope_tail
         to_sign = (
             f"{_ALGORITHM}\n{amz_date}\n{scope}\n"
@@ -176,4 +180,6 @@ class SigV4Signer:
         }
         if token:
             headers["X-Amz-Security-Token"] = token
+        if target is not None:
+            headers["X-Amz-Target"] = target
         return headers
