@@ -5,6 +5,7 @@ this package covers only the hot call, with botocore's credentials, signature, b
 error codes (tested for equality against botocore itself).
 """
 
+from notifier.aws.dynamodb import DynamoDBClient
 from notifier.aws.errors import (
     OutcomeUnknownError,
     RequestNotSentError,
@@ -13,6 +14,7 @@ from notifier.aws.errors import (
 from notifier.aws.sesv2 import SESv2Client, serialize_send_email
 
 __all__ = [
+    "DynamoDBClient",
     "OutcomeUnknownError",
     "RequestNotSentError",
     "SESv2Client",
