@@ -2,10 +2,11 @@
 
 - ``powertools-boto3-jinja2``: the baseline (``baseline_handler.py``); it is handed the event as
   a dict parsed by ``simplejson.loads`` inside the measurement, as awslambdaric does.
-- ``notifier``: ``notifier.handler.build_handler()`` with the fast SESv2 client
-  (``notifier.aws.SESv2Client``) injected as the ``sesv2`` client; handed the raw event bytes
-  (the custom runtime path).
-- ``notifier-aiobotocore-ses``: the same handler with its default aiobotocore sesv2 client.
+- ``notifier``: ``notifier.handler.build_handler()`` with the fast clients injected:
+  ``notifier.aws.SESv2Client`` as ``sesv2`` and ``notifier.aws.DynamoDBClient`` as
+  ``dynamodb`` (the ledger); handed the raw event bytes (the custom runtime path).
+- ``notifier-aiobotocore-ledger``: the fast SES client only; the ledger on aiobotocore.
+- ``notifier-aiobotocore``: the handler with its default aiobotocore clients throughout.
 
 The notifier variants run only once ``notifier.handler`` (and the decoder and templates it
 uses) exist in this tree.
@@ -20,7 +21,8 @@ from typing import Any
 
 BASELINE = "powertools-boto3-jinja2"
 NOTIFIER = "notifier"
-NOTIFIER_SDK = "notifier-aiobotocore-ses"
+NOTIFIER_SDK_LEDGER = "notifier-aiobotocore-ledger"
+NOTIFIER_SDK = "notifier-aiobotocore"
 
 
 def notifier_available() -> bool:
@@ -35,7 +37,9 @@ def notifier_available() -> bool:
 
 
 def handler_libs() -> list[str]:
-    return [BASELINE, NOTIFIER, NOTIFIER_SDK] if notifier_available() else [BASELINE]
+    if not notifier_available():
+        return [BASELINE]
+    return [BASELINE, NOTIFIER, NOTIFIER_SDK_LEDGER, NOTIFIER_SDK]
 
 
 class LambdaContext:
@@ -78,14 +82,17 @@ def build(lib: str) -> Built:
         handler = build_handler()
         return Built(lambda raw: handler(raw, ctx), handler.close)
 
-    from notifier.aws import SESv2Client
+    from notifier.aws import DynamoDBClient, SESv2Client
 
     loop = asyncio.new_event_loop()
-    ses = SESv2Client(max_connections=64)
-    handler = build_handler(clients={"sesv2": ses}, loop=loop)
+    clients: dict[str, Any] = {"sesv2": SESv2Client(max_connections=64)}
+    if lib == NOTIFIER:
+        clients["dynamodb"] = DynamoDBClient(max_connections=64)
+    handler = build_handler(clients=clients, loop=loop)
 
     def close() -> None:
-        loop.run_until_complete(ses.close())
+        for client in clients.values():
+            loop.run_until_complete(client.close())
         handler.close()
 
     return Built(lambda raw: handler(raw, ctx), close)
