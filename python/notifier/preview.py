@@ -1,0 +1,146 @@
+"""``notifier preview``: render one template with sample data into a self-contained HTML page.
+
+The page shows the subject, the plain-text body and the HTML body side by side; the HTML
+runs in a sandboxed ``<iframe srcdoc>`` (no scripts, no network except images), so a
+person can check a template in any browser before it ships::
+
+    notifier preview application_update --locale de --out preview.html
+    notifier preview my_template --templates ./templates --data sample.json --out p.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from notifier.templates import Rendered, TemplateError, TemplateSet, builtin_templates
+
+__all__ = ["add_arguments", "load_sample", "render_page", "run"]
+
+_CSS = """
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.5 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;
+color:#111827;background:#e5e7eb}
+header{padding:14px 20px;background:#111827;color:#f9fafb}
+header h1{margin:0 0 4px;font-size:16px;font-weight:600}
+header .meta{font-size:12px;color:#9ca3af}
+header code{color:#d1d5db}
+.subject{margin:16px 20px 0;padding:12px 16px;background:#fff;border-radius:8px;
+border:1px solid #d1d5db}
+.label{display:block;margin-bottom:4px;font-size:11px;font-weight:600;letter-spacing:.06em;
+text-transform:uppercase;color:#6b7280}
+.subject .value{font-size:16px;font-weight:600;overflow-wrap:anywhere}
+.empty{color:#9ca3af;font-style:italic;font-weight:400}
+main{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.3fr);gap:16px;padding:16px 20px}
+section{display:flex;flex-direction:column;min-height:70vh;background:#fff;border-radius:8px;
+border:1px solid #d1d5db;overflow:hidden}
+section .label{padding:10px 14px 8px;margin:0;border-bottom:1px solid #e5e7eb}
+pre{flex:1;margin:0;padding:14px;white-space:pre-wrap;overflow-wrap:anywhere;
+font:13px/1.55 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+iframe{flex:1;width:100%;border:0;background:#fff}
+.nohtml{flex:1;padding:14px}
+@media (max-width:900px){main{grid-template-columns:1fr}}
+"""
+
+# The page and the e-mail inside it may load images (https/data) and inline styles, nothing
+# else: no scripts, no forms, no frames other than the srcdoc one. The srcdoc iframe inherits
+# this policy, and its sandbox additionally makes it a unique origin without scripts.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-src 'self'"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="template name, e.g. application_update")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="JSON file with the template context (default: NAME/sample.json in the set)",
+    )
+    parser.add_argument("--locale", help="locale to render, e.g. de or de-AT (default: none)")
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        default=None,
+        help="template directory (default: the built-in templates)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("preview.html"), help="output HTML file")
+
+
+def load_sample(path: Path) -> dict[str, Any]:
+    """Read a JSON context; numbers with a fraction become Decimal so they keep their digits."""
+    data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def render_page(
+    rendered: Rendered,
+    *,
+    name: str,
+    locale: str | None,
+    files: tuple[str | None, str, str | None],
+    directory: Path,
+) -> str:
+    """The preview page for one rendered notification (a complete HTML document)."""
+    esc = html.escape
+    subject = (
+        f'<span class="value">{esc(rendered.subject)}</span>'
+        if rendered.subject
+        else '<span class="value empty">(no subject: this template has no subject.txt)</span>'
+    )
+    if rendered.html is None:
+        html_part = '<div class="nohtml empty">This template has no body.html.</div>'
+    else:
+        # srcdoc is an attribute: escape the whole document, quotes included.
+        html_part = (
+            f'<iframe sandbox="" referrerpolicy="no-referrer" title="HTML body" '
+            f'srcdoc="{esc(rendered.html, quote=True)}"></iframe>'
+        )
+    used = ", ".join(f"<code>{esc(f)}</code>" for f in files if f)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(_CSP)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Preview: {esc(name)}{esc(f" ({locale})" if locale else "")}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>{esc(name)} <span class="meta">locale: {esc(locale or "default")}</span></h1>
+<div class="meta">from <code>{esc(str(directory))}</code> · files: {used}</div>
+</header>
+<div class="subject"><span class="label">Subject</span>{subject}</div>
+<main>
+<section><span class="label">Text</span><pre>{esc(rendered.text)}</pre></section>
+<section><span class="label">HTML</span>{html_part}</section>
+</main>
+</body>
+</html>
+"""
+
+
+def run(args: argparse.Namespace) -> int:
+    directory: Path = args.templates or builtin_templates()
+    data_path: Path = args.data or directory / args.name / "sample.json"
+    try:
+        templates = TemplateSet(directory)
+        context = load_sample(data_path)
+        rendered = templates.render(args.name, context, locale=args.locale)
+        files = templates.files(args.name, locale=args.locale)
+    except (TemplateError, OSError, ValueError) as exc:
+        print(f"notifier preview: {exc}", file=sys.stderr)
+        return 1
+    page = render_page(
+        rendered, name=args.name, locale=args.locale, files=files, directory=directory
+    )
+    out: Path = args.out
+    out.write_text(page, encoding="utf-8")
+    print(f"wrote {out} (subject: {rendered.subject!r})")
+    return 0

@@ -1,0 +1,501 @@
+//! Filters for notifications, registered on every template set.
+//!
+//! Added: `datetime`, `date` (strftime in an IANA time zone), `number`
+//! (grouping, fixed decimals, exact), Jinja2-compatible `truncate` and
+//! `title`. Overridden so exact decimals work: `int`, `float`, `round`, `abs`
+//! and the `number` test. MiniJinja's built-ins (`default`, `urlencode`,
+//! `join`, `length`, `upper`, ...) stay as they are.
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use chrono::format::StrftimeItems;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State};
+
+use super::decimal::{dec_value, value_to_dec, Dec, DecimalObj};
+
+pub fn register(env: &mut Environment<'_>) {
+    env.add_filter("datetime", datetime);
+    env.add_filter("date", date);
+    env.add_filter("number", number);
+    env.add_filter("truncate", truncate);
+    env.add_filter("title", title);
+    env.add_filter("int", int);
+    env.add_filter("float", float);
+    env.add_filter("round", round);
+    env.add_filter("abs", abs);
+    env.add_test("number", is_number);
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+// ---------------------------------------------------------------- datetime
+
+const DEFAULT_DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M";
+const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d";
+
+/// `{{ ts|datetime("%d.%m.%Y %H:%M", tz="Europe/Berlin") }}`: format a moment
+/// (epoch seconds as a number or numeric text, or ISO 8601 text) in a time
+/// zone (IANA name, default UTC).
+fn datetime(
+    value: &Value,
+    format: Option<String>,
+    tz: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    format_moment(value, format, tz, kwargs, DEFAULT_DATETIME_FORMAT)
+}
+
+/// `{{ ts|date }}`: like `datetime`, default format `%Y-%m-%d`.
+fn date(
+    value: &Value,
+    format: Option<String>,
+    tz: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    format_moment(value, format, tz, kwargs, DEFAULT_DATE_FORMAT)
+}
+
+fn format_moment(
+    value: &Value,
+    format: Option<String>,
+    tz: Option<String>,
+    kwargs: Kwargs,
+    default_format: &str,
+) -> Result<String, Error> {
+    let format = kwargs.get::<Option<String>>("format")?.or(format);
+    let tz = kwargs.get::<Option<String>>("tz")?.or(tz);
+    kwargs.assert_all_used()?;
+    let moment = to_moment(value)?;
+    let zone = match tz.as_deref() {
+        None | Some("UTC") | Some("utc") | Some("Z") => Tz::UTC,
+        Some(name) => Tz::from_str(name).map_err(|_| {
+            invalid(format!(
+                "unknown time zone {name:?} (use an IANA name such as \"Europe/Berlin\")"
+            ))
+        })?,
+    };
+    let fmt = format.as_deref().unwrap_or(default_format);
+    let items = StrftimeItems::new(fmt)
+        .parse()
+        .map_err(|_| invalid(format!("invalid date/time format {fmt:?}")))?;
+    let local = moment.with_timezone(&zone);
+    let mut out = String::with_capacity(fmt.len() + 16);
+    write!(out, "{}", local.format_with_items(items.iter()))
+        .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
+    Ok(out)
+}
+
+fn to_moment(value: &Value) -> Result<DateTime<Utc>, Error> {
+    if let Some(text) = value.as_str() {
+        let text = text.trim();
+        // Digits only (Dec::parse reads the whole text): epoch seconds.
+        if let Some(dec) = Dec::parse(text) {
+            return from_epoch(&dec);
+        }
+        return parse_iso(text).ok_or_else(|| {
+            invalid(format!(
+                "datetime: cannot read {text:?} as ISO 8601 date/time or epoch seconds"
+            ))
+        });
+    }
+    if let Some(dec) = value_to_dec(value) {
+        return from_epoch(&dec);
+    }
+    Err(invalid(format!(
+        "datetime: expected epoch seconds or ISO 8601 text, got {}",
+        value.kind()
+    )))
+}
+
+fn from_epoch(dec: &Dec) -> Result<DateTime<Utc>, Error> {
+    let out_of_range = || invalid("datetime: epoch seconds out of range");
+    let secs = dec.trunc().to_i128().ok_or_else(out_of_range)?;
+    let secs = i64::try_from(secs).map_err(|_| out_of_range())?;
+    // Fraction of a second, as nanoseconds (truncated): |value| * 10^9 mod 10^9.
+    let scaled = Dec {
+        neg: false,
+        digits: dec.digits.clone(),
+        exp: dec.exp + 9,
+    };
+    let nanos = (scaled.trunc().to_i128().unwrap_or(0) % 1_000_000_000) as i64;
+    let nanos = if dec.neg { -nanos } else { nanos };
+    DateTime::from_timestamp(secs, 0)
+        .and_then(|t| t.checked_add_signed(chrono::TimeDelta::nanoseconds(nanos)))
+        .ok_or_else(out_of_range)
+}
+
+fn parse_iso(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    // Without an offset: UTC.
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?))
+}
+
+// ------------------------------------------------------------------ number
+
+/// Thousands separator and decimal point for a language tag.
+fn separators(locale: &str) -> (&'static str, &'static str) {
+    let norm = locale.to_ascii_lowercase().replace('_', "-");
+    match norm.as_str() {
+        "de-ch" | "de-li" | "it-ch" | "fr-ch" => return ("\u{2019}", "."),
+        _ => {}
+    }
+    let lang = norm.split('-').next().unwrap_or("");
+    match lang {
+        "de" | "es" | "it" | "nl" | "pt" | "da" | "id" | "tr" | "el" | "ro" | "hr" | "sl" => {
+            (".", ",")
+        }
+        "fr" => ("\u{202f}", ","),
+        "pl" | "sv" | "nb" | "no" | "fi" | "cs" | "sk" | "ru" | "uk" | "hu" | "bg" | "lt"
+        | "lv" | "et" => ("\u{a0}", ","),
+        _ => (",", "."),
+    }
+}
+
+/// `{{ n|number }}` -> `1,234,567`; `{{ n|number(2) }}` -> `1,234.50`;
+/// `{{ n|number(2, locale="de") }}` -> `1.234,50`. Exact: decimals are rounded
+/// half away from zero on their digits, never through a float. Keyword arguments:
+/// `decimals`, `locale`, `thousands`, `point`.
+fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String, Error> {
+    let decimals = kwargs.get::<Option<u32>>("decimals")?.or(decimals);
+    let locale = kwargs.get::<Option<String>>("locale")?;
+    let (mut thousands, mut point) = separators(locale.as_deref().unwrap_or("en"));
+    let thousands_kw = kwargs.get::<Option<String>>("thousands")?;
+    let point_kw = kwargs.get::<Option<String>>("point")?;
+    kwargs.assert_all_used()?;
+    if let Some(t) = thousands_kw.as_deref() {
+        thousands = t;
+    }
+    if let Some(p) = point_kw.as_deref() {
+        point = p;
+    }
+    let dec = match value.as_str() {
+        Some(text) => Dec::parse(text.trim()),
+        None => value_to_dec(value),
+    }
+    .ok_or_else(|| invalid(format!("number: expected a number, got {}", value.kind())))?;
+    if dec.split().is_none() {
+        return Err(invalid("number: value too large to format"));
+    }
+    if decimals.is_some_and(|d| d > 100) {
+        return Err(invalid("number: at most 100 decimals"));
+    }
+    let dec = match decimals {
+        Some(d) => dec.round_to(d),
+        None => dec,
+    };
+    let (int, frac) = dec
+        .split()
+        .ok_or_else(|| invalid("number: value too large to format"))?;
+    let mut out = String::with_capacity(int.len() * 2 + frac.len() + 2);
+    if dec.neg {
+        out.push('-');
+    }
+    let n = int.len();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (n - i) % 3 == 0 {
+            out.push_str(thousands);
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push_str(point);
+        out.push_str(&frac);
+    }
+    Ok(out)
+}
+
+// -------------------------------------------------------- truncate / title
+
+/// Jinja2's `truncate(s, length=255, killwords=False, end='...', leeway=5)`,
+/// counting characters (not bytes); `leeway` only as a keyword.
+fn truncate(
+    value: &Value,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    end: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    if value.is_undefined() {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
+    let length = kwargs
+        .get::<Option<usize>>("length")?
+        .or(length)
+        .unwrap_or(255);
+    let killwords = kwargs
+        .get::<Option<bool>>("killwords")?
+        .or(killwords)
+        .unwrap_or(false);
+    let end = kwargs
+        .get::<Option<String>>("end")?
+        .or(end)
+        .unwrap_or_else(|| "...".into());
+    let leeway = kwargs.get::<Option<usize>>("leeway")?.unwrap_or(5);
+    kwargs.assert_all_used()?;
+    let s = match value.as_str() {
+        Some(s) => s.to_string(),
+        None => value.to_string(),
+    };
+    let end_len = end.chars().count();
+    if length < end_len {
+        return Err(invalid(format!(
+            "truncate: length {length} is shorter than the end marker {end:?}"
+        )));
+    }
+    if s.chars().count() <= length.saturating_add(leeway) {
+        return Ok(s);
+    }
+    let cut: String = s.chars().take(length - end_len).collect();
+    let kept = if killwords {
+        cut.as_str()
+    } else {
+        match cut.rfind(' ') {
+            Some(pos) => &cut[..pos],
+            None => cut.as_str(),
+        }
+    };
+    Ok(format!("{kept}{end}"))
+}
+
+/// Jinja2's `title`: upper-case the first character of each word (words
+/// start after whitespace or one of `-({[<`), lower-case the rest.
+fn title(value: &Value) -> String {
+    let s = match value.as_str() {
+        Some(s) => s.to_string(),
+        None => value.to_string(),
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut start = true;
+    for c in s.chars() {
+        if c.is_whitespace() || matches!(c, '-' | '(' | '{' | '[' | '<') {
+            out.push(c);
+            start = true;
+        } else if start {
+            out.extend(c.to_uppercase());
+            start = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+// ------------------------------------------ numeric filters, decimal-aware
+
+fn as_decimal(value: &Value) -> Option<&DecimalObj> {
+    value.downcast_object_ref::<DecimalObj>()
+}
+
+fn int(state: &State, value: &Value) -> Result<Value, Error> {
+    if let Some(d) = as_decimal(value) {
+        let t = d.dec.trunc();
+        let text = t.positional().unwrap_or_else(|| d.text.to_string());
+        return Ok(dec_value(t, &text));
+    }
+    minijinja::filters::int(state, value)
+}
+
+fn float(state: &State, value: &Value) -> Result<Value, Error> {
+    if let Some(d) = as_decimal(value) {
+        return Ok(Value::from(d.dec.to_f64()));
+    }
+    minijinja::filters::float(state, value)
+}
+
+fn round(value: Value, precision: Option<i32>) -> Result<Value, Error> {
+    if let Some(d) = as_decimal(&value) {
+        return minijinja::filters::round(Value::from(d.dec.to_f64()), precision);
+    }
+    minijinja::filters::round(value, precision)
+}
+
+fn abs(value: Value) -> Result<Value, Error> {
+    if let Some(d) = as_decimal(&value) {
+        let mut dec = d.dec.clone();
+        dec.neg = false;
+        let text = d.text.trim_start_matches('-').to_string();
+        return Ok(dec_value(dec, &text));
+    }
+    minijinja::filters::abs(value)
+}
+
+fn is_number(value: &Value) -> bool {
+    value.kind() == ValueKind::Number || as_decimal(value).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::decimal::decimal_value;
+    use minijinja::context;
+
+    fn env() -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        register(&mut env);
+        env
+    }
+
+    fn render(src: &str, ctx: Value) -> String {
+        env().render_str(src, ctx).unwrap()
+    }
+
+    #[test]
+    fn datetime_from_epoch_in_time_zones() {
+        let ctx = context! { t => 1_767_225_600 };
+        assert_eq!(render("{{ t|datetime }}", ctx.clone()), "2026-01-01 00:00");
+        assert_eq!(
+            render(
+                "{{ t|datetime('%Y-%m-%d %H:%M %Z', tz='Europe/Berlin') }}",
+                ctx.clone()
+            ),
+            "2026-01-01 01:00 CET"
+        );
+        assert_eq!(
+            render("{{ t|datetime('%H:%M', 'America/New_York') }}", ctx.clone()),
+            "19:00"
+        );
+        assert_eq!(render("{{ t|date(tz='Asia/Tokyo') }}", ctx), "2026-01-01");
+    }
+
+    #[test]
+    fn datetime_from_iso_text_and_decimals() {
+        let ctx = context! {
+            iso => "2026-07-01T12:30:00Z",
+            off => "2026-07-01T12:30:00+02:00",
+            naive => "2026-07-01 12:30:00",
+            day => "2026-07-01",
+            epoch_text => "1767225600",
+            frac => decimal_value("1767225600.75"),
+        };
+        assert_eq!(
+            render("{{ iso|datetime(tz='Europe/Berlin') }}|{{ off|datetime }}|{{ naive|datetime }}|{{ day|datetime }}|{{ epoch_text|date }}|{{ frac|datetime('%S.%3f') }}", ctx),
+            "2026-07-01 14:30|2026-07-01 10:30|2026-07-01 12:30|2026-07-01 00:00|2026-01-01|00.750"
+        );
+    }
+
+    #[test]
+    fn datetime_errors_are_clear() {
+        let e = env();
+        let err = e
+            .render_str("{{ 0|datetime(tz='Mars/Olympus') }}", ())
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown time zone"), "{err}");
+        let err = e.render_str("{{ 'soon'|datetime }}", ()).unwrap_err();
+        assert!(err.to_string().contains("ISO 8601"), "{err}");
+        let err = e.render_str("{{ 0|datetime('%Q') }}", ()).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid date/time format"),
+            "{err}"
+        );
+        let err = e
+            .render_str("{{ 99999999999999999999|datetime }}", ())
+            .unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
+
+    #[test]
+    fn number_groups_and_rounds_exactly() {
+        let ctx = context! {
+            i => 1_234_567,
+            neg => -1234,
+            d => decimal_value("1234.5"),
+            big => decimal_value("12345678901234567890123456789012345678"),
+            exact => decimal_value("2.675"),
+            f => 0.5,
+            small => 999,
+        };
+        assert_eq!(
+            render("{{ i|number }}|{{ neg|number }}|{{ d|number }}|{{ d|number(2) }}|{{ exact|number(2) }}|{{ f|number(0) }}|{{ small|number(1) }}", ctx.clone()),
+            "1,234,567|-1,234|1,234.5|1,234.50|2.68|1|999.0"
+        );
+        assert_eq!(
+            render("{{ big|number }}", ctx.clone()),
+            "12,345,678,901,234,567,890,123,456,789,012,345,678"
+        );
+        assert_eq!(
+            render("{{ d|number(2, locale='de') }}|{{ d|number(2, locale='de_CH') }}|{{ i|number(thousands=' ') }}|{{ d|number(decimals=1, point='·') }}", ctx),
+            "1.234,50|1\u{2019}234.50|1 234 567|1,234·5"
+        );
+    }
+
+    #[test]
+    fn truncate_matches_jinja2() {
+        let ctx = context! { s => "Great to meet you at the conference!" };
+        assert_eq!(
+            render("{{ s|truncate(20) }}", ctx.clone()),
+            "Great to meet..."
+        );
+        assert_eq!(
+            render("{{ s|truncate(20, true) }}", ctx.clone()),
+            "Great to meet you..."
+        );
+        assert_eq!(
+            render("{{ s|truncate(20, end='…') }}", ctx.clone()),
+            "Great to meet you…"
+        );
+        assert_eq!(render("{{ s|truncate(33) }}", ctx.clone()), s_of(&ctx));
+        assert_eq!(
+            render("{{ s|truncate(length=30, leeway=0) }}", ctx.clone()),
+            "Great to meet you at the..."
+        );
+        assert_eq!(
+            render(
+                "{{ 'Grüße aus Köln und Düsseldorf'|truncate(12, leeway=0) }}",
+                ctx
+            ),
+            "Grüße..."
+        );
+    }
+
+    fn s_of(ctx: &Value) -> String {
+        ctx.get_attr("s").unwrap().to_string()
+    }
+
+    #[test]
+    fn title_matches_jinja2() {
+        assert_eq!(
+            render(
+                "{{ \"o'neil data-scientist ÉCOLE (paris)\"|title }}",
+                context! {}
+            ),
+            "O'neil Data-Scientist École (Paris)"
+        );
+    }
+
+    #[test]
+    fn numeric_filters_understand_exact_decimals() {
+        let ctx = context! { d => decimal_value("-12.30"), huge => decimal_value("1E+50") };
+        assert_eq!(
+            render("{{ d }}|{{ d|int }}|{{ d|float }}|{{ d|round }}|{{ d|abs }}|{{ d is number }}|{{ huge }}|{{ huge|int }}", ctx),
+            "-12.30|-12|-12.3|-12.0|12.30|True|100000000000000000000000000000000000000000000000000|100000000000000000000000000000000000000000000000000"
+        );
+        assert_eq!(
+            render("{{ 'x' is number }}{{ 1.5|int }}{{ 2|float }}", context! {}),
+            "False12.0"
+        );
+    }
+}

@@ -1,0 +1,622 @@
+//! A template set: a directory of templates, loaded and compiled once.
+//!
+//! Layout (names are paths relative to the directory, `/`-separated):
+//!
+//! ```text
+//! friend_request/subject.txt      optional (SMS/push templates have none: subject "")
+//! friend_request/body.txt         required
+//! friend_request/body.html        optional (HTML-escaped automatically)
+//! friend_request/de/subject.txt   per-locale overrides, each file optional
+//! friend_request/_parts/x.html    `_` folders inside a template: includable partials
+//! _layouts/base.html              `_` folders at the top: shared layouts and macros
+//! ```
+//!
+//! Each part falls back on its own: for locale `de-AT` the renderer uses
+//! `de-AT/body.txt`, else `de/body.txt`, else `body.txt`. Locale folder names
+//! and requested locales are matched case-insensitively, `_` and `-` alike.
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+use super::error::{TplError, TplResult};
+use super::{escape, filters};
+
+/// File extensions loaded as templates.
+const TEMPLATE_EXTENSIONS: &[&str] = &["txt", "html", "htm", "xml"];
+/// Directory nesting below the set's root that is scanned.
+const MAX_SCAN_DEPTH: usize = 8;
+
+pub const SUBJECT: &str = "subject.txt";
+pub const BODY_TEXT: &str = "body.txt";
+pub const BODY_HTML: &str = "body.html";
+
+/// The files that render one template in one locale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+#[derive(Debug)]
+struct LocaleEntry {
+    /// The folder name as on disk (`de-AT`).
+    tag: String,
+    /// Normalized for matching (`de-at`).
+    norm: String,
+    /// Resolved through the fallback chain at load time.
+    parts: Parts,
+}
+
+#[derive(Debug)]
+struct Entry {
+    default: Parts,
+    locales: Vec<LocaleEntry>,
+}
+
+impl Entry {
+    fn resolve(&self, locale: Option<&str>) -> &Parts {
+        let Some(locale) = locale else {
+            return &self.default;
+        };
+        let mut want = normalize_locale(locale);
+        loop {
+            if let Some(l) = self.locales.iter().find(|l| l.norm == want) {
+                return &l.parts;
+            }
+            match want.rfind('-') {
+                Some(pos) => want.truncate(pos),
+                None => return &self.default,
+            }
+        }
+    }
+}
+
+/// A rendered notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedParts {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// Templates loaded from a directory, compiled once, rendered many times.
+pub struct TemplateSet {
+    env: Environment<'static>,
+    directory: PathBuf,
+    sources: HashMap<String, String>,
+    templates: BTreeMap<String, Entry>,
+}
+
+impl std::fmt::Debug for TemplateSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateSet")
+            .field("directory", &self.directory)
+            .field("names", &self.templates.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+pub fn normalize_locale(locale: &str) -> String {
+    locale.trim().to_ascii_lowercase().replace('_', "-")
+}
+
+fn is_locale_tag(name: &str) -> bool {
+    let mut parts = name.split(['-', '_']);
+    let first_ok = parts
+        .next()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_alphabetic()));
+    first_ok
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn is_template_file(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| TEMPLATE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn escapes_html(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".html") || lower.ends_with(".htm") || lower.ends_with(".xml")
+}
+
+/// Collect template files below `dir` as (name relative to root, path).
+fn scan(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf)>) -> TplResult<()> {
+    let read_err =
+        |e: std::io::Error| TplError::new(format!("cannot read directory {}: {e}", dir.display()));
+    let mut entries = fs::read_dir(dir)
+        .map_err(read_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue; // not UTF-8: cannot be named from a template
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let path = entry.path();
+        if path.is_dir() {
+            if depth >= MAX_SCAN_DEPTH {
+                return Err(TplError::new(format!(
+                    "directories nested deeper than {MAX_SCAN_DEPTH} levels"
+                ))
+                .in_file(rel, None));
+            }
+            scan(&path, &rel, depth + 1, out)?;
+        } else if is_template_file(&name) {
+            out.push((rel, path));
+        }
+    }
+    Ok(())
+}
+
+/// Template names referenced by literal `{% extends/include/import/from "..." %}`
+/// tags in `source`, with their 1-based line. `include ... ignore missing` is skipped.
+fn referenced_names(source: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    let mut offset = 0;
+    while let Some(pos) = rest.find("{%") {
+        let tag_start = offset + pos;
+        let after = &rest[pos + 2..];
+        let body_end = after.find("%}").unwrap_or(after.len());
+        let body = after[..body_end].trim_start_matches(['-', '+', '~']).trim();
+        let mut words = body.splitn(2, char::is_whitespace);
+        let keyword = words.next().unwrap_or("");
+        let args = words.next().unwrap_or("").trim_start();
+        if matches!(keyword, "extends" | "include" | "import" | "from") {
+            let quote = args.chars().next();
+            if let Some(q @ ('"' | '\'')) = quote {
+                if let Some(end) = args[1..].find(q) {
+                    let name = &args[1..1 + end];
+                    let ignore = keyword == "include" && args.contains("ignore missing");
+                    if !ignore {
+                        let line = source[..tag_start].matches('\n').count() + 1;
+                        out.push((name.to_string(), line));
+                    }
+                }
+            }
+        }
+        let consumed = pos + 2 + body_end;
+        offset += consumed;
+        rest = &rest[consumed..];
+    }
+    out
+}
+
+impl TemplateSet {
+    /// Load and compile every template below `directory`. Fails on the first
+    /// problem, naming the file and line.
+    pub fn load(directory: &Path) -> TplResult<TemplateSet> {
+        if !directory.is_dir() {
+            return Err(TplError::new(format!(
+                "template directory {} does not exist or is not a directory",
+                directory.display()
+            )));
+        }
+        let mut files = Vec::new();
+        scan(directory, "", 0, &mut files)?;
+
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_auto_escape_callback(|name| {
+            if escapes_html(name) {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(escape::formatter);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        filters::register(&mut env);
+
+        let mut sources = HashMap::with_capacity(files.len());
+        for (name, path) in &files {
+            let bytes = fs::read(path).map_err(|e| {
+                TplError::new(format!("cannot read file: {e}")).in_file(name.clone(), None)
+            })?;
+            let mut text = String::from_utf8(bytes).map_err(|e| {
+                TplError::new(format!(
+                    "not valid UTF-8 (byte {})",
+                    e.utf8_error().valid_up_to()
+                ))
+                .in_file(name.clone(), None)
+            })?;
+            if text.starts_with('\u{feff}') {
+                text.drain(..3);
+            }
+            env.add_template_owned(name.clone(), text.clone())
+                .map_err(|e| {
+                    TplError::from_minijinja(&e, |_| None).in_file(name.clone(), e.line())
+                })?;
+            sources.insert(name.clone(), text);
+        }
+
+        for (name, _) in &files {
+            let source = sources.get(name).map(String::as_str).unwrap_or("");
+            for (target, line) in referenced_names(source) {
+                if !sources.contains_key(&target) {
+                    return Err(TplError::new(format!(
+                        "references template {target:?}, which does not exist (names are paths from the template directory)"
+                    ))
+                    .in_file(name.clone(), Some(line)));
+                }
+            }
+        }
+
+        let templates = build_entries(directory, &sources)?;
+        if templates.is_empty() {
+            return Err(TplError::new(format!(
+                "no templates in {} (expected folders like NAME/body.txt)",
+                directory.display()
+            )));
+        }
+        Ok(TemplateSet {
+            env,
+            directory: directory.to_path_buf(),
+            sources,
+            templates,
+        })
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.templates.keys().map(String::as_str)
+    }
+
+    /// Locale folders of a template, as named on disk, sorted.
+    pub fn locales(&self, name: &str) -> TplResult<Vec<String>> {
+        let entry = self.entry(name)?;
+        let mut tags: Vec<String> = entry.locales.iter().map(|l| l.tag.clone()).collect();
+        tags.sort();
+        Ok(tags)
+    }
+
+    /// The files that would render `name` in `locale`.
+    pub fn parts(&self, name: &str, locale: Option<&str>) -> TplResult<&Parts> {
+        Ok(self.entry(name)?.resolve(locale))
+    }
+
+    fn entry(&self, name: &str) -> TplResult<&Entry> {
+        self.templates.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.names().collect();
+            TplError::new(format!("unknown template (known: {})", known.join(", ")))
+                .for_template(name)
+        })
+    }
+
+    /// Render subject, text and HTML of `name` in `locale` with `ctx`.
+    pub fn render(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+        ctx: &Value,
+    ) -> TplResult<RenderedParts> {
+        let parts = self.parts(name, locale)?;
+        let subject = match &parts.subject {
+            Some(file) => {
+                let subject = self.render_file(name, file, ctx)?;
+                if subject.contains(['\r', '\n']) {
+                    return Err(TplError::new(
+                        "rendered subject contains a line break (CR or LF); refusing it (e-mail header injection)",
+                    )
+                    .in_file(file.clone(), None)
+                    .for_template(name));
+                }
+                subject
+            }
+            None => String::new(),
+        };
+        let text = self.render_file(name, &parts.text, ctx)?;
+        let html = match &parts.html {
+            Some(file) => Some(self.render_file(name, file, ctx)?),
+            None => None,
+        };
+        Ok(RenderedParts {
+            subject,
+            text,
+            html,
+        })
+    }
+
+    fn render_file(&self, name: &str, file: &str, ctx: &Value) -> TplResult<String> {
+        let tmpl = self
+            .env
+            .get_template(file)
+            .map_err(|e| self.error(name, file, &e))?;
+        tmpl.render(ctx).map_err(|e| self.error(name, file, &e))
+    }
+
+    fn error(&self, name: &str, file: &str, err: &minijinja::Error) -> TplError {
+        let mut e = TplError::from_minijinja(err, |n| self.sources.get(n).map(String::as_str));
+        if e.file.is_none() {
+            e.file = Some(file.to_string());
+        }
+        e.for_template(name)
+    }
+}
+
+fn build_entries(
+    directory: &Path,
+    sources: &HashMap<String, String>,
+) -> TplResult<BTreeMap<String, Entry>> {
+    // Group files by their top-level folder.
+    let mut by_template: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for name in sources.keys() {
+        let Some((top, _)) = name.split_once('/') else {
+            continue;
+        };
+        if top.starts_with('_') {
+            continue; // shared layouts and macros
+        }
+        by_template.entry(top).or_default().push(name.as_str());
+    }
+    // Template folders without any template file are reported too.
+    if let Ok(entries) = fs::read_dir(directory) {
+        for e in entries.flatten() {
+            let Some(n) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if e.path().is_dir()
+                && !n.starts_with(['_', '.'])
+                && !by_template.contains_key(n.as_str())
+            {
+                return Err(
+                    TplError::new(format!("template folder has no {BODY_TEXT}")).in_file(n, None)
+                );
+            }
+        }
+    }
+
+    let mut out = BTreeMap::new();
+    for (template, files) in by_template {
+        let has = |f: &str| sources.contains_key(f);
+        let body = format!("{template}/{BODY_TEXT}");
+        if !has(&body) {
+            return Err(TplError::new(format!(
+                "missing {BODY_TEXT} (every template needs one; {SUBJECT} and {BODY_HTML} are optional)"
+            ))
+            .in_file(format!("{template}/"), None)
+            .for_template(template));
+        }
+        let optional = |dir: &str, f: &str| {
+            let path = format!("{dir}/{f}");
+            has(&path).then_some(path)
+        };
+        let default = Parts {
+            subject: optional(template, SUBJECT),
+            text: body,
+            html: optional(template, BODY_HTML),
+        };
+        // Locale folders: second-level folders not starting with `_`.
+        let mut tags: BTreeMap<String, String> = BTreeMap::new(); // norm -> tag
+        for f in &files {
+            let mut segs = f.split('/').skip(1);
+            let (Some(second), Some(_)) = (segs.next(), segs.next()) else {
+                continue;
+            };
+            if second.starts_with('_') {
+                continue;
+            }
+            if !is_locale_tag(second) {
+                return Err(TplError::new(format!(
+                    "folder {second:?} is neither a locale (like \"de\" or \"de-AT\") nor a partials folder starting with \"_\""
+                ))
+                .in_file(format!("{template}/{second}/"), None)
+                .for_template(template));
+            }
+            let norm = normalize_locale(second);
+            if let Some(other) = tags.get(&norm) {
+                if other != second {
+                    return Err(TplError::new(format!(
+                        "locale folders {other:?} and {second:?} name the same locale"
+                    ))
+                    .in_file(format!("{template}/{second}/"), None)
+                    .for_template(template));
+                }
+            }
+            tags.insert(norm, second.to_string());
+        }
+        // Resolve parents first (fewer segments), so each locale falls back
+        // to its nearest resolved ancestor.
+        let mut order: Vec<(&String, &String)> = tags.iter().collect();
+        order.sort_by_key(|(norm, _)| norm.matches('-').count());
+        let mut locales: Vec<LocaleEntry> = Vec::with_capacity(order.len());
+        for (norm, tag) in order {
+            let mut parent = norm.clone();
+            let fallback = loop {
+                match parent.rfind('-') {
+                    Some(pos) => parent.truncate(pos),
+                    None => break &default,
+                }
+                if let Some(l) = locales.iter().find(|l| l.norm == parent) {
+                    break &l.parts;
+                }
+            };
+            let dir = format!("{template}/{tag}");
+            let parts = Parts {
+                subject: optional(&dir, SUBJECT).or_else(|| fallback.subject.clone()),
+                text: optional(&dir, BODY_TEXT).unwrap_or_else(|| fallback.text.clone()),
+                html: optional(&dir, BODY_HTML).or_else(|| fallback.html.clone()),
+            };
+            locales.push(LocaleEntry {
+                tag: tag.clone(),
+                norm: norm.clone(),
+                parts,
+            });
+        }
+        out.insert(template.to_string(), Entry { default, locales });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, files: &[(&str, &str)]) {
+        for (name, text) in files {
+            let path = dir.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "notifier-tpl-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn ctx() -> Value {
+        Value::from_iter([("name", Value::from("<Ada>")), ("n", Value::from(3))])
+    }
+
+    #[test]
+    fn locale_chain_resolves_per_part() {
+        let dir = tempdir("chain");
+        write(
+            &dir,
+            &[
+                ("t/subject.txt", "Hi {{ name }}"),
+                ("t/body.txt", "text en"),
+                ("t/body.html", "<p>{{ name }}</p>"),
+                ("t/de/subject.txt", "Hallo {{ name }}"),
+                ("t/de/body.txt", "text de"),
+                ("t/de_AT/subject.txt", "Servus {{ name }}"),
+            ],
+        );
+        let set = TemplateSet::load(&dir).unwrap();
+        let r = |loc: Option<&str>| set.render("t", loc, &ctx()).unwrap();
+        assert_eq!(r(None).subject, "Hi <Ada>");
+        assert_eq!(r(Some("de")).subject, "Hallo <Ada>");
+        assert_eq!(r(Some("de-AT")).subject, "Servus <Ada>");
+        assert_eq!(r(Some("DE_at")).subject, "Servus <Ada>");
+        assert_eq!(r(Some("de-AT")).text, "text de");
+        assert_eq!(r(Some("de-CH")).subject, "Hallo <Ada>");
+        assert_eq!(r(Some("fr")).subject, "Hi <Ada>");
+        assert_eq!(r(Some("de")).html.as_deref(), Some("<p>&lt;Ada&gt;</p>"));
+        assert_eq!(
+            set.locales("t").unwrap(),
+            vec!["de".to_string(), "de_AT".to_string()]
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let dir = tempdir("syntax");
+        write(
+            &dir,
+            &[("t/body.txt", "line one\nline two\n{% if x %}\nunclosed\n")],
+        );
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert_eq!(err.file.as_deref(), Some("t/body.txt"));
+        assert!(err.line.is_some_and(|l| l >= 3), "{err:?}");
+        assert!(err.to_string().contains("syntax error"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn missing_body_and_bad_folders_fail_fast() {
+        let dir = tempdir("missing");
+        write(&dir, &[("t/subject.txt", "x")]);
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert!(err.to_string().contains("body.txt"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+
+        let dir = tempdir("badlocale");
+        write(&dir, &[("t/body.txt", "x"), ("t/partials/x.txt", "y")]);
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert!(err.to_string().contains("neither a locale"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+
+        let dir = tempdir("badref");
+        write(
+            &dir,
+            &[("t/body.txt", "a\n{% include \"_parts/nope.txt\" %}")],
+        );
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert_eq!(
+            (err.file.as_deref(), err.line),
+            (Some("t/body.txt"), Some(2))
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn subject_line_breaks_are_refused() {
+        let dir = tempdir("crlf");
+        write(
+            &dir,
+            &[("t/subject.txt", "Hi {{ name }}\n"), ("t/body.txt", "b")],
+        );
+        let set = TemplateSet::load(&dir).unwrap();
+        // A trailing newline in the file is dropped, as in Jinja2.
+        assert_eq!(set.render("t", None, &ctx()).unwrap().subject, "Hi <Ada>");
+        let evil = Value::from_iter([("name", Value::from("x\r\nBcc: all@example.com"))]);
+        let err = set.render("t", None, &evil).unwrap_err();
+        assert!(err.to_string().contains("line break"), "{err}");
+        assert_eq!(err.template.as_deref(), Some("t"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn undefined_variable_is_named() {
+        let dir = tempdir("undef");
+        write(&dir, &[("t/body.txt", "ok\n{{ user.nmae }}")]);
+        let set = TemplateSet::load(&dir).unwrap();
+        let c = Value::from_iter([("user", Value::from_iter([("name", "Ada")]))]);
+        let err = set.render("t", None, &c).unwrap_err();
+        assert!(err.to_string().contains("user.nmae"), "{err}");
+        assert_eq!(
+            (err.file.as_deref(), err.line),
+            (Some("t/body.txt"), Some(2))
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn referenced_names_are_found() {
+        let src = "{% extends \"_l/base.html\" %}\n{%- include '_p/a.txt' %}{% include \"_p/b.txt\" ignore missing %}\n{% from \"_m.html\" import x %}{% if a %}{% endif %}";
+        assert_eq!(
+            referenced_names(src),
+            vec![
+                ("_l/base.html".to_string(), 1),
+                ("_p/a.txt".to_string(), 2),
+                ("_m.html".to_string(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn locale_tags() {
+        assert!(is_locale_tag("de"));
+        assert!(is_locale_tag("de-AT"));
+        assert!(is_locale_tag("zh_Hant_TW"));
+        assert!(!is_locale_tag("partials"));
+        assert!(!is_locale_tag("d"));
+    }
+}
