@@ -4,8 +4,10 @@ AWS Lambda Powertools ``BatchProcessor`` + ``process_partial_response`` with
 ``EventType.DynamoDBStreams`` (records parsed by Powertools' data classes, images deserialized
 by boto3's TypeDeserializer), Powertools idempotency (``DynamoDBPersistenceLayer``,
 ``@idempotent_function`` keyed on ``event_id``: conditional put IN_PROGRESS, update COMPLETED),
-boto3 ``sesv2.send_email`` one record after another, and Jinja2 templates compiled once
-(``benches/baseline_templates``: subject, text and HTML per event type, HTML autoescaped).
+boto3 ``sesv2.send_email`` one record after another, and Jinja2 rendering notifier's own
+built-in template set (``notifier.templates.builtin_templates()``: subject, text and HTML per
+event type, German overrides, shared layouts and macros; HTML autoescaped), compiled once, with
+Python versions of the set's two custom filters (``datetime``, ``number``).
 
 Routing is the product's default: INSERT records whose ``event_type`` has a template notify
 ``user.email``; anything else is skipped. Everything is created once, at build time, as a
@@ -16,19 +18,37 @@ what awslambdaric uses).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["TEMPLATES_DIR", "build_baseline_handler"]
+__all__ = ["build_baseline_handler"]
 
-TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baseline_templates")
 EVENT_TYPES = ("profile_view", "friend_request", "application_update")
+_SEPARATORS = {"de": (".", ","), "en": (",", ".")}
+
+
+def _number(value: Any, decimals: int | None = None, locale: str = "en") -> str:
+    """``{{ x|number(1, locale="de") }}``: grouped thousands, locale separators."""
+    dec = Decimal(str(value))
+    if decimals is not None:
+        dec = round(dec, decimals)
+    text = f"{dec:,f}"
+    thousands, point = _SEPARATORS.get(locale.split("-")[0], _SEPARATORS["en"])
+    return text.replace(",", "\0").replace(".", point).replace("\0", thousands)
+
+
+def _datetime(value: Any, fmt: str = "%Y-%m-%d %H:%M", tz: str | None = None) -> str:
+    """``{{ epoch|datetime("%b %-d, %Y", tz="Europe/Berlin") }}``."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(float(value), ZoneInfo(tz or "UTC")).strftime(fmt)
 
 
 def build_baseline_handler(
     *,
-    templates_dir: str = TEMPLATES_DIR,
+    templates_dir: str | None = None,
     table: str = "notifier-ledger",
     sender: str = "notifications@example.com",
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -53,13 +73,19 @@ def build_baseline_handler(
     ses = boto3.client("sesv2")
     persistence = DynamoDBPersistenceLayer(table_name=table, key_attr="pk")
     config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=7 * 86_400)
+    from notifier.templates import builtin_templates
+
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
-        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        loader=jinja2.FileSystemLoader(templates_dir or str(builtin_templates())),
+        autoescape=lambda name: bool(name and name.endswith(".html")),
     )
+    env.filters["number"] = _number
+    env.filters["datetime"] = _datetime
+    parts = ("subject.txt", "body.txt", "body.html")
     compiled = {
-        t: tuple(env.get_template(f"{t}.{part}.j2") for part in ("subject", "text", "html"))
+        (t, lang): tuple(env.get_template(f"{t}/{lang}{part}") for part in parts)
         for t in EVENT_TYPES
+        for lang in ("", "de/")
     }
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -67,7 +93,8 @@ def build_baseline_handler(
         data_keyword_argument="notification", persistence_store=persistence, config=config
     )
     def notify(*, notification: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        subject, text, html = compiled[notification["template"]]
+        lang = "de/" if str(context["user"].get("locale", "")).startswith("de") else ""
+        subject, text, html = compiled[notification["template"], lang]
         response = ses.send_email(
             FromEmailAddress=sender,
             Destination={"ToAddresses": [notification["to"]]},
@@ -88,7 +115,7 @@ def build_baseline_handler(
             return
         image = record.dynamodb.new_image
         template = image.get("event_type")
-        if template not in compiled:
+        if template not in EVENT_TYPES:
             return
         context = dict(image)
         context["event"] = {
