@@ -1,0 +1,70 @@
+"""Shared benchmark fixtures: run scale (full or ``--bench-quick``) and the AWS stub processes.
+
+Benchmarks measure CPU (``time.process_time``) of this process only; the stub endpoints run in
+child processes, so their CPU is not counted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from stub_aws import StubAws, stub_env
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-quick",
+        action="store_true",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="smaller batches and fewer rounds (CI); also BENCH_QUICK=1",
+    )
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much work each benchmark does (ratios are comparable across scales)."""
+
+    quick: bool
+    send_n: int  # sends per timed round
+    send_rounds: int
+    handler_records: int  # records per batch, CPU benchmark
+    handler_rounds: int
+    latency_records: int  # records per batch, 20 ms latency scenario (notifier)
+    latency_baseline_records: int  # the sequential baseline runs fewer and is scaled linearly
+    rss_records: int  # records in the peak-RSS batch
+
+
+FULL = Scale(False, 2000, 5, 1000, 3, 1000, 200, 10_000)
+QUICK = Scale(True, 500, 3, 300, 2, 1000, 40, 2_000)
+
+
+@pytest.fixture(scope="session")
+def scale(request: pytest.FixtureRequest) -> Scale:
+    return QUICK if request.config.getoption("--bench-quick") else FULL
+
+
+@pytest.fixture(scope="session")
+def stub() -> Iterator[StubAws]:
+    """The zero-latency AWS stub (child process)."""
+    with StubAws(latency_ms=0) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def slow_stub() -> Iterator[StubAws]:
+    """The AWS stub answering every call after 20 ms (a regional endpoint's latency)."""
+    with StubAws(latency_ms=20) as s:
+        yield s
+
+
+@pytest.fixture
+def stub_environ(stub: StubAws, monkeypatch: pytest.MonkeyPatch) -> StubAws:
+    """GIVEN every AWS SDK in this process pointed at the zero-latency stub (counters reset)."""
+    for k, v in stub_env(stub.url).items():
+        monkeypatch.setenv(k, v)
+    stub.reset()
+    return stub

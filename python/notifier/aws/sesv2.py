@@ -1,0 +1,206 @@
+"""A fast SESv2 ``SendEmail`` client: botocore's request, without botocore's per-call machinery.
+
+A drop-in for the one call of the aiobotocore sesv2 client that the email channel makes::
+
+    async with SESv2Client() as ses:
+        resp = await ses.send_email(FromEmailAddress=..., Destination=..., Content=...)
+        resp["MessageId"]
+
+What it keeps from botocore: the credential provider chain (asked on every request, so
+refreshable credentials refresh), the region and configured-endpoint resolution, the SigV4
+signature (byte-identical, see :mod:`notifier.aws.sigv4`), the request body bytes (the same
+``json.dumps`` botocore's restJson serializer produces, blobs base64-encoded), and the error
+parsing (:mod:`notifier.aws.responses`: same codes, same ClientError subclasses).
+
+What it skips, deliberately: per-call event-hook dispatch, parameter validation (a bad
+parameter comes back from the service as ``BadRequestException`` instead of botocore's local
+``ParamValidationError``), endpoint-ruleset evaluation per call, user-agent assembly, and
+retries: one attempt per call; throttling (429) and 5xx are raised for the caller's retry
+policy (token bucket, backoff, deadline). ``EndpointId`` (multi-region, SigV4a) is refused.
+
+Transport: one ``aiohttp.ClientSession`` with a bounded keep-alive connection pool, created
+on first use inside the running loop and bound to it (like aiobotocore clients); close it with
+``await client.close()`` or ``async with``. Connection failures are typed by whether the
+request could have reached the service: :class:`~notifier.aws.errors.RequestNotSentError`
+(connect failed) vs :class:`~notifier.aws.errors.OutcomeUnknownError` (the connection broke or
+timed out after the request was written).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from notifier.aws.endpoint import SIGNING_NAME, resolve_region, resolve_sesv2_endpoint
+from notifier.aws.responses import parse_error, response_metadata
+from notifier.aws.sigv4 import CredentialSource, SigV4Signer
+from notifier.aws.transport import HttpTransport
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+
+__all__ = ["SEND_EMAIL_PATH", "BodyEncoding", "SESv2Client", "serialize_send_email"]
+
+SEND_EMAIL_PATH = "/v2/email/outbound-emails"
+_OPERATION = "SendEmail"
+_dumps = json.JSONEncoder().encode  # json.dumps(obj) with default settings, as botocore does
+
+#: "botocore": the exact bytes botocore sends (``json.dumps``: ", " separators, ASCII escapes).
+#: "compact": the same JSON value, serialized by orjson (UTF-8, no spaces): about 15x cheaper;
+#: the signature is still SigV4 over the bytes sent (tests check botocore's signer agrees).
+BodyEncoding = Literal["botocore", "compact"]
+
+
+def _b64(value: Any) -> str:
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _with_attachments_encoded(part: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(part)
+    out["Attachments"] = [
+        {**a, "RawContent": _b64(a["RawContent"])} if "RawContent" in a else a
+        for a in part["Attachments"]
+    ]
+    return out
+
+
+def _encode_blobs(params: dict[str, Any]) -> dict[str, Any]:
+    """Base64-encode the blob members of SendEmail (Raw.Data, Attachments[].RawContent)."""
+    content = params.get("Content")
+    if not isinstance(content, Mapping):
+        return params
+    new_content: dict[str, Any] | None = None
+    raw = content.get("Raw")
+    if isinstance(raw, Mapping) and "Data" in raw:
+        new_content = dict(content)
+        new_content["Raw"] = {**raw, "Data": _b64(raw["Data"])}
+    for kind in ("Simple", "Template"):
+        part = content.get(kind)
+        if isinstance(part, Mapping) and part.get("Attachments"):
+            new_content = new_content or dict(content)
+            new_content[kind] = _with_attachments_encoded(part)
+    if new_content is None:
+        return params
+    return {**params, "Content": new_content}
+
+
+def serialize_send_email(params: dict[str, Any], encoding: BodyEncoding = "botocore") -> bytes:
+    """The SendEmail request body for these kwargs.
+
+    With ``encoding="botocore"`` these are the bytes botocore's restJson serializer builds;
+    with ``"compact"`` the same JSON value serialized by orjson.
+    """
+    if encoding == "compact":
+        import orjson
+
+        return orjson.dumps(_encode_blobs(params))
+    return _dumps(_encode_blobs(params)).encode("utf-8")
+
+
+def _user_agent() -> str:
+    import botocore
+
+    from notifier import __version__
+
+    return f"notifier/{__version__} Botocore/{botocore.__version__} fast-sesv2"
+
+
+class SESv2Client:
+    """SESv2 ``send_email`` over one keep-alive aiohttp session; see the module docstring.
+
+    Arguments (all optional, keyword-only): ``region_name``, ``endpoint_url`` (else resolved
+    like botocore), ``credentials`` (anything with ``get_frozen_credentials()``; else the
+    session's provider chain), ``session`` (a ``botocore.session.Session``), ``max_connections``
+    (pool bound, default 64), ``connect_timeout`` / ``read_timeout`` seconds, ``keepalive_timeout``
+    (seconds an idle connection is kept; keep it below the server's idle timeout),
+    ``body_encoding`` (``"compact"``, the default, or ``"botocore"`` for byte-identical bodies;
+    see :data:`BodyEncoding`), ``clock`` (epoch seconds, for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: CredentialSource | None = None,
+        session: Session | None = None,
+        max_connections: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        keepalive_timeout: float = 15.0,
+        body_encoding: BodyEncoding = "compact",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if session is None:
+            import botocore.session
+
+            session = botocore.session.get_session()
+        if credentials is None:
+            credentials = session.get_credentials()
+            if credentials is None:
+                from botocore.exceptions import NoCredentialsError
+
+                raise NoCredentialsError()
+        self.region_name = resolve_region(session, region_name)
+        self.endpoint_url = resolve_sesv2_endpoint(session, self.region_name, endpoint_url)
+        self.url = self.endpoint_url.rstrip("/") + SEND_EMAIL_PATH
+        self._signer = SigV4Signer(
+            credentials, url=self.url, region=self.region_name, service=SIGNING_NAME, clock=clock
+        )
+        self._user_agent = _user_agent()
+        if body_encoding == "compact":
+            import orjson
+
+            self._dumps: Callable[[Any], bytes] = orjson.dumps
+        else:
+            self._dumps = lambda obj: _dumps(obj).encode("utf-8")
+        self._transport = HttpTransport(
+            self.endpoint_url,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            keepalive_timeout=keepalive_timeout,
+        )
+
+    async def __aenter__(self) -> SESv2Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool (idempotent)."""
+        await self._transport.close()
+
+    def build_request(self, params: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+        """(url, headers, body) of the signed SendEmail request for these kwargs."""
+        if "EndpointId" in params:
+            raise ValueError(
+                "EndpointId (multi-region endpoints) is not supported; use aiobotocore"
+            )
+        body = self._dumps(_encode_blobs(params))
+        headers = self._signer.sign(body)
+        headers["User-Agent"] = self._user_agent
+        return self.url, headers, body
+
+    async def send_email(self, **params: Any) -> dict[str, Any]:
+        """Send one email (SESv2 SendEmail kwargs); returns ``{"MessageId", "ResponseMetadata"}``.
+
+        Raises ``botocore.exceptions.ClientError`` (named subclasses for the modeled errors) when
+        the service answers an error, :class:`RequestNotSentError` when no connection could be
+        made, :class:`OutcomeUnknownError` when the request may have reached the service but no
+        response was read.
+        """
+        url, headers, body = self.build_request(params)
+        status, resp_headers, payload = await self._transport.post(url, headers, body, _OPERATION)
+        if status >= 300:
+            raise parse_error(status, resp_headers, payload, _OPERATION)
+        result: dict[str, Any] = {"ResponseMetadata": response_metadata(status, resp_headers)}
+        parsed = json.loads(payload) if payload else {}
+        if isinstance(parsed, dict) and "MessageId" in parsed:
+            result["MessageId"] = parsed["MessageId"]
+        return result

@@ -1,0 +1,83 @@
+"""One keep-alive aiohttp connection pool per client, with transport failures typed.
+
+The pool is created on first use inside the running loop and bound to it (like aiobotocore
+clients). A failure to connect raises :class:`~notifier.aws.errors.RequestNotSentError`; any
+failure after the connection was made (reset, disconnect, read timeout, unreadable response)
+raises :class:`~notifier.aws.errors.OutcomeUnknownError`: the request may have been received.
+A pooled keep-alive connection closed by the server at the moment it is reused also shows up as
+``OutcomeUnknownError`` (it cannot be told apart); keep ``keepalive_timeout`` below the server's
+idle timeout to make that rare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+
+from notifier.aws.errors import OutcomeUnknownError, RequestNotSentError
+
+__all__ = ["HttpTransport"]
+
+
+class HttpTransport:
+    """POST bodies to one endpoint over a bounded keep-alive pool."""
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        *,
+        max_connections: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        keepalive_timeout: float = 15.0,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self._max_connections = max_connections
+        self._keepalive_timeout = keepalive_timeout
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._http: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            keepalive_timeout=self._keepalive_timeout,
+            ttl_dns_cache=300,
+        )
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            # No Accept-Encoding: AWS answers small JSON; identity saves a decompressor per call.
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+        return self._http
+
+    async def close(self) -> None:
+        """Close the pool (idempotent)."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, operation: str
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """(status, headers, body) of the response; transport failures typed (see module)."""
+        http = self._http or self._open()
+        try:
+            async with http.post(url, data=body, headers=headers) as resp:
+                payload = await resp.read()
+                return resp.status, resp.headers, payload
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise RequestNotSentError(
+                f"could not connect to {self.endpoint_url}: {exc}",
+                endpoint=self.endpoint_url,
+                operation=operation,
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise OutcomeUnknownError(
+                f"no response from {self.endpoint_url} after sending: {exc!r}",
+                endpoint=self.endpoint_url,
+                operation=operation,
+            ) from exc

@@ -1,0 +1,72 @@
+"""Fixtures for the fast SESv2 client tests: botocore's own request as the reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import botocore.auth
+import botocore.session
+import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
+
+FROZEN = dt.datetime(2026, 3, 14, 15, 9, 26, 535_897)
+FROZEN_EPOCH = FROZEN.replace(tzinfo=dt.UTC).timestamp()
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """GIVEN botocore's signer clock frozen at FROZEN; returns the same instant as epoch secs."""
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: FROZEN)
+    return FROZEN_EPOCH
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+@pytest.fixture
+def botocore_request() -> Callable[..., AWSPreparedRequest]:
+    """Factory: the request botocore's sesv2 client sends for ``send_email(**params)``.
+
+    The request is captured in a ``before-send`` hook (nothing goes on the wire).
+    """
+
+    def capture(
+        params: dict[str, Any],
+        *,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        access_key: str = "AKIDEXAMPLE",
+        secret_key: str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        token: str | None = None,
+    ) -> AWSPreparedRequest:
+        session = botocore.session.get_session()
+        client = session.create_client(
+            "sesv2",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=token,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        captured: list[AWSPreparedRequest] = []
+
+        def hook(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+            captured.append(request)
+            return AWSResponse(request.url, 200, {}, _Body(b'{"MessageId":"m"}'))  # type: ignore[arg-type]
+
+        client.meta.events.register("before-send.sesv2.SendEmail", hook)
+        client.send_email(**params)
+        client.close()
+        (request,) = captured
+        return request
+
+    return capture
