@@ -1,13 +1,300 @@
 //! DynamoDB JSON: AttributeValue decoding (from raw bytes or Python dicts),
 //! encoding back to AttributeValue dicts, and Lambda stream events.
-use pyo3::prelude::*;
+//!
+//! Pure-Rust decoding (no GIL): [`event::decode_event_bytes`],
+//! [`event::decode_value_json`], [`event::decode_image_json`].
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+
+use crate::errors::{DecodeError, EncodeError};
+
+pub mod error;
+pub mod event;
+mod frompy;
+pub mod json;
+pub mod number;
 pub mod record;
+mod serialize;
+mod topy;
 pub mod value;
 
-pub use record::StreamRecord;
+pub use error::DecodeErr;
+pub use record::{RecordError, StreamRecord};
+pub use topy::Numbers;
 pub use value::{AttrValue, Map, Number};
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use frompy::{Deser, Fail};
+use record::RawText;
+use topy::ToPy;
+
+/// Run `f`, turning a panic (a bug, never expected) into a Python exception
+/// instead of letting it unwind into the interpreter.
+pub(crate) fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(DecodeError::new_err(
+            "internal error in the DynamoDB decoder (please report)",
+        )),
+    }
+}
+
+fn decode_failure(f: Fail) -> PyErr {
+    match f {
+        Fail::Decode(e) => DecodeError::new_err(e.to_string()),
+        Fail::Py(e) => e,
+    }
+}
+
+fn encode_failure(f: Fail) -> PyErr {
+    match f {
+        Fail::Decode(e) => EncodeError::new_err(e.to_string()),
+        Fail::Py(e) => e,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Errors {
+    Raise,
+    Collect,
+}
+
+fn errors_arg(s: &str) -> PyResult<Errors> {
+    match s {
+        "raise" => Ok(Errors::Raise),
+        "collect" => Ok(Errors::Collect),
+        other => Err(PyValueError::new_err(format!(
+            "errors must be \"raise\" or \"collect\", not {other:?}"
+        ))),
+    }
+}
+
+/// One AttributeValue (`{"S": "x"}`) to a plain Python value, like boto3's TypeDeserializer.
+#[pyfunction]
+#[pyo3(signature = (av, *, numbers = "decimal"))]
+fn deserialize_value(py: Python<'_>, av: &Bound<'_, PyAny>, numbers: &str) -> PyResult<Py<PyAny>> {
+    let numbers = Numbers::from_arg(numbers)?;
+    guard(|| {
+        let d = Deser {
+            out: ToPy::new(py, numbers)?,
+        };
+        d.value(av, 0).map(Bound::unbind).map_err(decode_failure)
+    })
+}
+
+/// An image (`{name: AttributeValue}`) to a plain dict.
+#[pyfunction]
+#[pyo3(signature = (image, *, numbers = "decimal"))]
+fn deserialize_image(
+    py: Python<'_>,
+    image: &Bound<'_, PyAny>,
+    numbers: &str,
+) -> PyResult<Py<PyDict>> {
+    let numbers = Numbers::from_arg(numbers)?;
+    guard(|| {
+        let d = Deser {
+            out: ToPy::new(py, numbers)?,
+        };
+        d.image(image).map(Bound::unbind).map_err(decode_failure)
+    })
+}
+
+/// A Python value to an AttributeValue dict, like boto3's TypeSerializer.
+#[pyfunction]
+fn serialize_value(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyDict>> {
+    guard(|| {
+        let s = serialize::Ser::new(py)?;
+        s.value(value, 0).map(Bound::unbind).map_err(encode_failure)
+    })
+}
+
+/// A mapping to an image (`{name: AttributeValue}`).
+#[pyfunction]
+fn serialize_image(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyDict>> {
+    guard(|| {
+        let s = serialize::Ser::new(py)?;
+        s.image(obj).map(Bound::unbind).map_err(encode_failure)
+    })
+}
+
+/// A Lambda DynamoDB stream event (raw bytes/str, or the parsed dict) to records.
+#[pyfunction]
+#[pyo3(signature = (event, *, numbers = "decimal", errors = "raise"))]
+fn decode_stream_event(
+    py: Python<'_>,
+    event: &Bound<'_, PyAny>,
+    numbers: &str,
+    errors: &str,
+) -> PyResult<Py<PyList>> {
+    let numbers = Numbers::from_arg(numbers)?;
+    let errors = errors_arg(errors)?;
+    guard(|| {
+        let text: Option<Result<Arc<str>, DecodeErr>> = if let Ok(b) = event.downcast::<PyBytes>() {
+            Some(utf8(b.as_bytes()))
+        } else if let Ok(b) = event.downcast::<PyByteArray>() {
+            Some(utf8(&b.to_vec()))
+        } else if let Ok(s) = event.downcast::<PyString>() {
+            Some(
+                s.to_str()
+                    .map(Arc::from)
+                    .map_err(|_| DecodeErr::new("event is not valid Unicode (lone surrogate)")),
+            )
+        } else {
+            None
+        };
+        match text {
+            Some(text) => {
+                let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
+                from_text(py, text, numbers, errors)
+            }
+            None => from_py(py, event, numbers, errors),
+        }
+    })
+}
+
+fn utf8(bytes: &[u8]) -> Result<Arc<str>, DecodeErr> {
+    std::str::from_utf8(bytes)
+        .map(Arc::from)
+        .map_err(|e| DecodeErr::new(format!("event is not valid UTF-8 ({e})")))
+}
+
+fn record_error(
+    py: Python<'_>,
+    index: usize,
+    error: String,
+    event_id: Option<String>,
+    sequence_number: Option<String>,
+    raw: Bound<'_, PyString>,
+) -> PyResult<Py<PyAny>> {
+    let err = DecodeError::new_err(error).into_value(py).into_any();
+    let rec = RecordError {
+        index,
+        sequence_number,
+        event_id,
+        error: err,
+        raw: raw.unbind(),
+    };
+    Ok(Py::new(py, rec)?.into_any())
+}
+
+fn from_text(
+    py: Python<'_>,
+    text: Arc<str>,
+    numbers: Numbers,
+    errors: Errors,
+) -> PyResult<Py<PyList>> {
+    let stop = errors == Errors::Raise;
+    let decoded = {
+        let text = Arc::clone(&text);
+        py.allow_threads(move || {
+            catch_unwind(AssertUnwindSafe(|| event::decode_event_str(&text, stop)))
+        })
+    }
+    .map_err(|_| DecodeError::new_err("internal error in the DynamoDB decoder (please report)"))?
+    .map_err(|e| DecodeError::new_err(e.to_string()))?;
+    let mut out = Vec::with_capacity(decoded.len());
+    for (index, rec) in decoded.into_iter().enumerate() {
+        let raw = RawText::Slice {
+            buf: Arc::clone(&text),
+            range: rec.raw,
+        };
+        match rec.result {
+            Ok(data) => {
+                let r = StreamRecord::from_data(index, data, numbers, raw);
+                out.push(Py::new(py, r)?.into_any());
+            }
+            Err(f) => {
+                if errors == Errors::Raise {
+                    return Err(DecodeError::new_err(f.error.to_string()));
+                }
+                let raw = raw.to_py(py)?;
+                out.push(record_error(
+                    py,
+                    index,
+                    f.error.to_string(),
+                    f.event_id,
+                    f.sequence_number,
+                    raw,
+                )?);
+            }
+        }
+    }
+    Ok(PyList::new(py, out)?.unbind())
+}
+
+fn from_py(
+    py: Python<'_>,
+    event: &Bound<'_, PyAny>,
+    numbers: Numbers,
+    errors: Errors,
+) -> PyResult<Py<PyList>> {
+    let envelope_err = |what: &str| {
+        DecodeError::new_err(format!(
+            "not a DynamoDB stream event (expected {{\"Records\": [...]}}): {what}"
+        ))
+    };
+    let records = if let Ok(d) = event.downcast::<PyDict>() {
+        d.get_item("Records")?
+    } else if let Ok(m) = event.downcast::<PyMapping>() {
+        if m.contains("Records")? {
+            Some(m.get_item("Records")?)
+        } else {
+            None
+        }
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "event must be bytes, str or a mapping, not {}",
+            event.get_type().name()?
+        )));
+    };
+    let records = records.ok_or_else(|| envelope_err("missing field `Records`"))?;
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(l) = records.downcast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = records.downcast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        return Err(envelope_err("`Records` is not a list"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (index, rec) in items.iter().enumerate() {
+        match frompy::record_from_py(rec) {
+            Ok(data) => {
+                let raw = RawText::Py(rec.clone().unbind());
+                let r = StreamRecord::from_data(index, data, numbers, raw);
+                out.push(Py::new(py, r)?.into_any());
+            }
+            Err(Fail::Py(e)) => return Err(e),
+            Err(Fail::Decode(e)) => {
+                let e = e.within_index(index).within_key("Records");
+                if errors == Errors::Raise {
+                    return Err(DecodeError::new_err(e.to_string()));
+                }
+                let (event_id, sequence_number) = frompy::salvage_ids(rec);
+                let raw = record::dump_json(rec)?;
+                out.push(record_error(
+                    py,
+                    index,
+                    e.to_string(),
+                    event_id,
+                    sequence_number,
+                    raw,
+                )?);
+            }
+        }
+    }
+    Ok(PyList::new(py, out)?.unbind())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<StreamRecord>()?;
+    m.add_class::<RecordError>()?;
+    m.add_function(wrap_pyfunction!(deserialize_value, m)?)?;
+    m.add_function(wrap_pyfunction!(deserialize_image, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize_value, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize_image, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_stream_event, m)?)?;
     Ok(())
 }

@@ -1,15 +1,54 @@
-//! `StreamRecord`: one decoded DynamoDB stream record.
+//! `StreamRecord`: one decoded DynamoDB stream record, and `RecordError`, its
+//! stand-in for a record that failed to decode (`errors="collect"`).
+use std::ops::Range;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyString};
 
-use super::value::Map;
+use super::event::RecordData;
+use super::guard;
+use super::topy::{Numbers, ToPy};
+use super::value::{AttrValue, Map};
+
+/// Where a record's original JSON text comes from.
+pub(crate) enum RawText {
+    /// A slice of the event text shared by every record of the batch.
+    Slice { buf: Arc<str>, range: Range<usize> },
+    /// The record's Python dict (event handed over parsed); dumped on demand.
+    Py(Py<PyAny>),
+}
+
+impl RawText {
+    pub(crate) fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        match self {
+            RawText::Slice { buf, range } => {
+                Ok(PyString::new(py, buf.get(range.clone()).unwrap_or("")))
+            }
+            RawText::Py(obj) => dump_json(obj.bind(py)),
+        }
+    }
+}
+
+static JSON_DUMPS: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+
+/// `json.dumps(obj, default=repr, ensure_ascii=False)`: the JSON text of a parsed record.
+pub(crate) fn dump_json<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
+    let py = obj.py();
+    let dumps = JSON_DUMPS.import(py, "json", "dumps")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("default", py.eval(c"repr", None, None)?)?;
+    kwargs.set_item("ensure_ascii", false)?;
+    Ok(dumps
+        .call((obj,), Some(&kwargs))?
+        .downcast_into::<PyString>()?)
+}
 
 /// One record of a DynamoDB stream event, decoded in Rust.
 ///
 /// The images stay Rust values until Python asks for them; the template
 /// renderer reads them without building Python objects.
-#[allow(dead_code)] // skeleton: the decoder fills these in
 #[pyclass(frozen, module = "notifier._core")]
 pub struct StreamRecord {
     pub(crate) index: usize,
@@ -24,11 +63,178 @@ pub struct StreamRecord {
     pub(crate) stream_view_type: Option<String>,
     pub(crate) event_source_arn: Option<String>,
     pub(crate) aws_region: Option<String>,
+    pub(crate) numbers: Numbers,
+    pub(crate) raw: RawText,
+    keys_py: GILOnceCell<Py<PyAny>>,
+    new_py: GILOnceCell<Py<PyAny>>,
+    old_py: GILOnceCell<Py<PyAny>>,
 }
 
 impl StreamRecord {
     /// The new image for rendering, without touching Python.
     pub fn new_image_map(&self) -> Option<&Arc<Map>> {
         self.new_image.as_ref()
+    }
+
+    /// The old image, without touching Python.
+    pub fn old_image_map(&self) -> Option<&Arc<Map>> {
+        self.old_image.as_ref()
+    }
+
+    pub(crate) fn from_data(
+        index: usize,
+        data: RecordData,
+        numbers: Numbers,
+        raw: RawText,
+    ) -> Self {
+        StreamRecord {
+            index,
+            event_id: data.event_id,
+            event_name: data.event_name,
+            sequence_number: data.sequence_number,
+            keys: Arc::new(data.keys),
+            new_image: data.new_image.map(Arc::new),
+            old_image: data.old_image.map(Arc::new),
+            approximate_creation_time: data.approximate_creation_time,
+            size_bytes: data.size_bytes,
+            stream_view_type: data.stream_view_type,
+            event_source_arn: data.event_source_arn,
+            aws_region: data.aws_region,
+            numbers,
+            raw,
+            keys_py: GILOnceCell::new(),
+            new_py: GILOnceCell::new(),
+            old_py: GILOnceCell::new(),
+        }
+    }
+
+    fn cached(
+        &self,
+        py: Python<'_>,
+        map: Option<&Arc<Map>>,
+        cell: &GILOnceCell<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let Some(map) = map else {
+            return Ok(py.None());
+        };
+        let obj = cell.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(ToPy::new(py, self.numbers)?.map(map)?.into_any().unbind())
+        })?;
+        Ok(obj.clone_ref(py))
+    }
+}
+
+#[pymethods]
+impl StreamRecord {
+    /// Position of the record in its batch.
+    #[getter]
+    fn index(&self) -> usize {
+        self.index
+    }
+    #[getter]
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+    #[getter]
+    fn event_name(&self) -> &str {
+        &self.event_name
+    }
+    #[getter]
+    fn sequence_number(&self) -> &str {
+        &self.sequence_number
+    }
+    #[getter]
+    fn keys(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        guard(|| self.cached(py, Some(&self.keys), &self.keys_py))
+    }
+    #[getter]
+    fn new_image(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        guard(|| self.cached(py, self.new_image.as_ref(), &self.new_py))
+    }
+    #[getter]
+    fn old_image(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        guard(|| self.cached(py, self.old_image.as_ref(), &self.old_py))
+    }
+    #[getter]
+    fn approximate_creation_time(&self) -> Option<f64> {
+        self.approximate_creation_time
+    }
+    #[getter]
+    fn size_bytes(&self) -> Option<u64> {
+        self.size_bytes
+    }
+    #[getter]
+    fn stream_view_type(&self) -> Option<&str> {
+        self.stream_view_type.as_deref()
+    }
+    #[getter]
+    fn event_source_arn(&self) -> Option<&str> {
+        self.event_source_arn.as_deref()
+    }
+    #[getter]
+    fn aws_region(&self) -> Option<&str> {
+        self.aws_region.as_deref()
+    }
+    #[getter]
+    fn raw<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        guard(|| self.raw.to_py(py))
+    }
+
+    /// The value at a dotted path in the new image (the old image if there is
+    /// no new one), or `default`; builds only that value.
+    #[pyo3(signature = (path, default=None))]
+    fn get(&self, py: Python<'_>, path: &str, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let image = self.new_image.as_ref().or(self.old_image.as_ref());
+            match image.and_then(|m| AttrValue::get_path(m, path)) {
+                Some(v) => Ok(ToPy::new(py, self.numbers)?.value(v)?.unbind()),
+                None => Ok(default.unwrap_or_else(|| py.None())),
+            }
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "StreamRecord(index={}, event_name={:?}, event_id={:?}, sequence_number={:?})",
+            self.index, self.event_name, self.event_id, self.sequence_number
+        )
+    }
+}
+
+/// A record that failed to decode (`errors="collect"`), in place of its `StreamRecord`.
+#[pyclass(frozen, module = "notifier._core")]
+pub struct RecordError {
+    /// Position of the record in its batch.
+    #[pyo3(get)]
+    pub(crate) index: usize,
+    #[pyo3(get)]
+    pub(crate) sequence_number: Option<String>,
+    #[pyo3(get)]
+    pub(crate) event_id: Option<String>,
+    /// The `DecodeError` that decoding this record raised.
+    #[pyo3(get)]
+    pub(crate) error: Py<PyAny>,
+    /// The record's JSON text.
+    #[pyo3(get)]
+    pub(crate) raw: Py<PyString>,
+}
+
+#[pymethods]
+impl RecordError {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let err = self
+            .error
+            .bind(py)
+            .str()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let seq = match &self.sequence_number {
+            Some(s) => format!("{s:?}"),
+            None => "None".to_owned(),
+        };
+        format!(
+            "RecordError(index={}, sequence_number={seq}, error={err:?})",
+            self.index
+        )
     }
 }

@@ -3,6 +3,9 @@
 //! Decoding from raw event bytes produces these values without building any
 //! Python object; Python objects are built from them only when asked for, and
 //! the template renderer reads them directly.
+use std::collections::{HashMap, HashSet};
+
+use super::number::{self, NumberParts};
 
 /// A DynamoDB number, kept as its validated decimal text so no digit is lost.
 ///
@@ -12,9 +15,21 @@
 pub struct Number(pub(crate) Box<str>);
 
 impl Number {
+    /// Validate `text` against DynamoDB's number rules (see [`number::parse`]).
+    pub fn parse(text: &str) -> Result<Number, String> {
+        number::parse(text)?;
+        Ok(Number(text.into()))
+    }
+
     /// The number's text exactly as received.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Sign, significant digits and exponent of the (validated) text.
+    pub fn parts(&self) -> NumberParts<'_> {
+        // The invariant holds, so parsing cannot fail; fall back to zero anyway.
+        number::parse(&self.0).unwrap_or_default()
     }
 }
 
@@ -50,5 +65,100 @@ impl AttrValue {
             }
         }
         Some(cur)
+    }
+
+    /// The DynamoDB type tag of this value (`"S"`, `"N"`, ...).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            AttrValue::S(_) => "S",
+            AttrValue::N(_) => "N",
+            AttrValue::B(_) => "B",
+            AttrValue::Bool(_) => "BOOL",
+            AttrValue::Null => "NULL",
+            AttrValue::L(_) => "L",
+            AttrValue::M(_) => "M",
+            AttrValue::SS(_) => "SS",
+            AttrValue::NS(_) => "NS",
+            AttrValue::BS(_) => "BS",
+        }
+    }
+}
+
+/// Make attribute names unique the way a Python dict built from the pairs
+/// would: the first occurrence keeps its position, the last value wins.
+/// (`json.loads` + boto3 behave exactly so on duplicate names.)
+pub(crate) fn dedup_last_wins(map: &mut Map) {
+    let n = map.len();
+    if n < 2 {
+        return;
+    }
+    let has_dup = if n <= 16 {
+        map.iter()
+            .enumerate()
+            .any(|(i, (k, _))| map.iter().take(i).any(|(p, _)| p == k))
+    } else {
+        let mut seen = HashSet::with_capacity(n);
+        !map.iter().all(|(k, _)| seen.insert(k.as_str()))
+    };
+    if !has_dup {
+        return;
+    }
+    let mut out: Map = Vec::with_capacity(n);
+    let mut pos: HashMap<String, usize> = HashMap::with_capacity(n);
+    for (k, v) in map.drain(..) {
+        if let Some(&i) = pos.get(&k) {
+            if let Some(slot) = out.get_mut(i) {
+                slot.1 = v;
+            }
+        } else {
+            pos.insert(k.clone(), out.len());
+            out.push((k, v));
+        }
+    }
+    *map = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> AttrValue {
+        AttrValue::S(v.to_owned())
+    }
+
+    #[test]
+    fn dedup_keeps_first_position_and_last_value() {
+        // GIVEN a map with a repeated name WHEN deduplicated THEN dict semantics apply
+        let mut m: Map = vec![
+            ("a".into(), s("1")),
+            ("b".into(), s("2")),
+            ("a".into(), s("3")),
+        ];
+        dedup_last_wins(&mut m);
+        assert_eq!(m, vec![("a".into(), s("3")), ("b".into(), s("2"))]);
+    }
+
+    #[test]
+    fn dedup_large_maps_use_the_hash_path() {
+        let mut m: Map = (0..40)
+            .map(|i| (format!("k{}", i % 20), s(&i.to_string())))
+            .collect();
+        dedup_last_wins(&mut m);
+        assert_eq!(m.len(), 20);
+        assert_eq!(m.first(), Some(&("k0".to_owned(), s("20"))));
+    }
+
+    #[test]
+    fn get_path_walks_nested_maps_only() {
+        let m: Map = vec![(
+            "user".into(),
+            AttrValue::M(vec![("email".into(), s("u@example.com"))]),
+        )];
+        assert_eq!(
+            AttrValue::get_path(&m, "user.email"),
+            Some(&s("u@example.com"))
+        );
+        assert_eq!(AttrValue::get_path(&m, "user.email.x"), None);
+        assert_eq!(AttrValue::get_path(&m, "nope"), None);
     }
 }

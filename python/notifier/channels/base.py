@@ -1,0 +1,192 @@
+"""The channel seam: what the core needs from email, SMS, push or webhooks.
+
+A channel is anything with the :class:`Channel` shape. The core hands it a batch of
+:class:`Message` objects (recipient, sender, rendered parts) and a deadline, and gets back one
+:class:`SendResult` per message, classified as sent / transient / permanent / unknown. The core
+never looks at provider errors itself; each channel classifies its own.
+
+:class:`ConcurrentChannel` does the common part (bounded concurrency, rate limit, retries
+with backoff until the deadline) so a new channel only writes ``send_one`` and ``classify``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from notifier.retry import Backoff, Deadline, TokenBucket
+
+__all__ = [
+    "Channel",
+    "ConcurrentChannel",
+    "Message",
+    "Outcome",
+    "Rendered",
+    "SendResult",
+    "mask_address",
+]
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    #: Not delivered, safe to try again (throttling, 5xx, connection refused, deadline).
+    TRANSIENT = "transient"
+    #: Will never succeed for this message (rejected, invalid recipient): dead-letter it.
+    PERMANENT = "permanent"
+    #: The request may or may not have been acted on (timeout after it left, reset mid-request).
+    UNKNOWN = "unknown"
+
+
+class Rendered(Protocol):
+    """The rendered parts of a notification (``notifier.templates.Rendered``)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str | None: ...
+
+
+@dataclass(slots=True)
+class Message:
+    """One notification to deliver."""
+
+    key: str  #: the ledger key, "<channel>#<dedup key>"
+    recipient: str
+    sender: str
+    rendered: Rendered
+    locale: str | None = None
+
+
+@dataclass(slots=True)
+class SendResult:
+    outcome: Outcome
+    message_id: str | None = None
+    code: str | None = None  #: provider error code, e.g. "MessageRejected"
+    reason: str | None = None
+    #: Transient only: worth retrying inside this invocation (``False`` for long-lived
+    #: conditions such as a daily quota or a paused account).
+    retry_now: bool = True
+    attempts: int = 1
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """What the core needs from a channel."""
+
+    #: The channel's name in the config (``[channels.<name>]``).
+    name: str
+    #: Template parts the channel cannot do without, e.g. ``{"subject", "text"}`` for email,
+    #: ``{"text"}`` for SMS. A rendering lacking one is a permanent failure.
+    required_parts: frozenset[str]
+
+    def validate_recipient(self, recipient: object) -> str | None:
+        """The recipient as the channel needs it, or ``None`` when it is unusable (permanent)."""
+        ...
+
+    async def send_batch(self, messages: Sequence[Message], deadline: Deadline) -> list[SendResult]:
+        """Send every message (concurrently, bounded); one result per message, in order.
+        Messages not attempted before the deadline come back TRANSIENT."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def mask_address(address: object) -> str:
+    """``user-1@example.com`` -> ``u***@example.com``; never log a full address."""
+    if not isinstance(address, str):
+        return f"<{type(address).__name__}>"
+    local, sep, domain = address.partition("@")
+    if not sep:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+@dataclass
+class ConcurrentChannel:
+    """Base for channels that send one message per request: bounded concurrency, an
+    optional rate limit, and retries with full-jitter backoff until the deadline.
+
+    Subclasses implement :meth:`send_one` (one attempt, returns a classified result).
+    ``unknown_outcome="retry"`` retries UNKNOWN results like transient ones (at-least-once);
+    ``"assume_sent"`` returns them as they are, and the core records them as sent.
+    """
+
+    name: str
+    concurrency: int = 64
+    backoff: Backoff = field(default_factory=Backoff)
+    rate_limiter: TokenBucket | None = None
+    unknown_outcome: str = "retry"
+    required_parts: frozenset[str] = frozenset({"subject", "text"})
+
+    def validate_recipient(self, recipient: object) -> str | None:
+        if isinstance(recipient, str) and recipient.strip():
+            return recipient
+        return None
+
+    async def send_one(self, message: Message) -> SendResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def send_batch(self, messages: Sequence[Message], deadline: Deadline) -> list[SendResult]:
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(msg: Message) -> SendResult:
+            async with sem:
+                return await self._with_retries(msg, deadline)
+
+        return list(await asyncio.gather(*(one(m) for m in messages)))
+
+    async def _with_retries(self, msg: Message, deadline: Deadline) -> SendResult:
+        attempt = 0
+        last: SendResult | None = None
+        while True:
+            if deadline.expired():
+                break
+            if self.rate_limiter is not None and not await self.rate_limiter.acquire(deadline):
+                break
+            attempt += 1
+            try:
+                # An attempt still running at the deadline is cut off: its outcome is unknown.
+                async with asyncio.timeout(max(0.05, deadline.remaining())):
+                    result = await self.send_one(msg)
+            except TimeoutError:
+                result = SendResult(
+                    Outcome.UNKNOWN, code="DeadlineReached", reason="cut off at the deadline"
+                )
+            except Exception as exc:  # a channel bug must not take the batch down
+                result = SendResult(Outcome.UNKNOWN, code=type(exc).__name__, reason=str(exc)[:200])
+            result.attempts = attempt
+            retryable = result.outcome is Outcome.TRANSIENT and result.retry_now
+            if result.outcome is Outcome.UNKNOWN and self.unknown_outcome == "retry":
+                retryable = True
+            if not retryable:
+                return result
+            last = result
+            if not await self.backoff.wait(attempt, deadline):
+                break
+        if last is None:
+            return SendResult(
+                Outcome.TRANSIENT,
+                code="DeadlineReached",
+                attempts=attempt,
+                reason="not attempted before the invocation deadline",
+            )
+        # Retries ran out: the last transient (or, under "retry", unknown) result stands.
+        return last
+
+    async def aclose(self) -> None:
+        return None
+
+
+def client_error_code(exc: BaseException) -> tuple[str | None, int | None]:
+    """(error code, HTTP status) of a botocore ``ClientError``-shaped exception."""
+    response: Any = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None, None
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return (str(code) if code is not None else None), (int(status) if status else None)

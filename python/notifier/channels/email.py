@@ -1,0 +1,217 @@
+"""Email through Amazon SES v2 ``SendEmail`` (Simple content: subject, text, html).
+
+The SES client is injected: an aiobotocore ``sesv2`` client, or any object with the same
+``async send_email(**kwargs) -> {"MessageId": ...}`` that raises botocore ``ClientError`` with
+SES's error codes (e.g. the fast client in ``notifier.aws``). The channel builds the request
+and classifies the outcome; retries, rate limit and concurrency come from
+:class:`~notifier.channels.base.ConcurrentChannel`.
+
+Classification (SESv2 SendEmail errors, plus transport failures):
+
+- TRANSIENT, retried now: ``TooManyRequestsException`` (429), v1 ``Throttling``, any HTTP 5xx,
+  connection refused / connect timeout (the request never left).
+- TRANSIENT, not retried in this invocation (long-lived, account-wide: the records stay on
+  the stream until an operator fixes it, they are not dead-lettered): ``LimitExceededException``
+  (daily quota), ``AccountSuspendedException``, ``SendingPausedException``,
+  ``MailFromDomainNotVerifiedException``, ``NotFoundException`` (configuration set missing).
+- PERMANENT for this message: ``MessageRejected``, ``BadRequestException`` (invalid address or
+  content), v1 ``InvalidParameterValue``, and any other 4xx.
+- UNKNOWN: read timeout, connection closed or reset after the request was sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from notifier.channels.base import (
+    ConcurrentChannel,
+    Message,
+    Outcome,
+    SendResult,
+    client_error_code,
+)
+
+__all__ = ["EmailChannel", "EmailOptions", "SendEmailClient", "classify_exception"]
+
+_THROTTLE = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException"})
+_ACCOUNT_WIDE = frozenset(
+    {
+        "LimitExceededException",
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "MailFromDomainNotVerifiedException",
+        "NotFoundException",
+    }
+)
+_PERMANENT = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
+#: botocore / aiohttp / notifier.aws exceptions raised before the request reached the server
+#: (matched by class name along the MRO so no transport library is imported here).
+_NOT_SENT = frozenset(
+    {
+        "RequestNotSentError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ClientConnectorError",
+        "ConnectionRefusedError",
+    }
+)
+
+
+#: Characters that never belong in an address we send to (header injection, lists, spaces).
+_UNSAFE = re.compile(r"[\s<>,;]")
+
+
+class SendEmailClient(Protocol):
+    async def send_email(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+class EmailOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``[channels.<name>]`` options of kind ``email``."""
+
+    kind: str = "email"
+    sender: str = ""
+    configuration_set: str = ""
+    list_unsubscribe: str = ""
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Sends per second; 0 = read MaxSendRate from the account at init.
+    max_send_rate: float = 0.0
+    #: Used when the account's rate cannot be read.
+    fallback_send_rate: float = 14.0
+
+
+def classify_exception(exc: BaseException) -> SendResult:
+    """Map an exception from ``send_email`` to a classified result."""
+    code, status = client_error_code(exc)
+    reason = str(exc)[:300]
+    if code is not None or status is not None:
+        if code in _THROTTLE or status == 429:
+            return SendResult(Outcome.TRANSIENT, code=code or "HTTP429", reason=reason)
+        if code in _ACCOUNT_WIDE:
+            return SendResult(Outcome.TRANSIENT, code=code, reason=reason, retry_now=False)
+        if status is not None and status >= 500:
+            return SendResult(Outcome.TRANSIENT, code=code or f"HTTP{status}", reason=reason)
+        if code in _PERMANENT or (status is not None and 400 <= status < 500):
+            return SendResult(Outcome.PERMANENT, code=code or f"HTTP{status}", reason=reason)
+        return SendResult(Outcome.TRANSIENT, code=code, reason=reason)
+    name = type(exc).__name__
+    if name in _NOT_SENT or any(t.__name__ in _NOT_SENT for t in type(exc).__mro__):
+        return SendResult(Outcome.TRANSIENT, code=name, reason=reason)
+    return SendResult(Outcome.UNKNOWN, code=name, reason=reason)
+
+
+@dataclass
+class EmailChannel(ConcurrentChannel):
+    client: SendEmailClient | None = None
+    options: EmailOptions = field(default_factory=EmailOptions)
+    default_sender: str = "notifications@example.com"
+    required_parts: frozenset[str] = frozenset({"subject", "text"})
+    _static: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        static: dict[str, Any] = {}
+        if self.options.configuration_set:
+            static["ConfigurationSetName"] = self.options.configuration_set
+        if self.options.tags:
+            static["EmailTags"] = [{"Name": k, "Value": v} for k, v in self.options.tags.items()]
+        self._static = static
+
+    def validate_recipient(self, recipient: object) -> str | None:
+        if not isinstance(recipient, str):
+            return None
+        local, at, domain = recipient.partition("@")
+        if not at or not local or "." not in domain or _UNSAFE.search(recipient):
+            return None
+        return recipient
+
+    def build_request(self, message: Message) -> dict[str, Any]:
+        """The ``send_email`` keyword arguments for ``message``."""
+        r = message.rendered
+        body: dict[str, Any] = {"Text": {"Data": r.text, "Charset": "UTF-8"}}
+        if r.html:
+            body["Html"] = {"Data": r.html, "Charset": "UTF-8"}
+        simple: dict[str, Any] = {
+            "Subject": {"Data": r.subject, "Charset": "UTF-8"},
+            "Body": body,
+        }
+        if self.options.list_unsubscribe:
+            simple["Headers"] = [
+                {"Name": "List-Unsubscribe", "Value": self.options.list_unsubscribe},
+            ]
+        return {
+            "FromEmailAddress": message.sender or self.options.sender or self.default_sender,
+            "Destination": {"ToAddresses": [message.recipient]},
+            "Content": {"Simple": simple},
+            **self._static,
+        }
+
+    async def send_one(self, message: Message) -> SendResult:
+        if self.client is None:
+            raise RuntimeError("EmailChannel has no SES client")
+        request = self.build_request(message)
+        try:
+            response = await self.client.send_email(**request)
+        except Exception as exc:
+            return classify_exception(exc)
+        return SendResult(Outcome.SENT, message_id=str(response.get("MessageId", "")))
+
+
+async def read_max_send_rate(client: Any) -> float | None:
+    """The account's SES MaxSendRate (v1 ``GetSendQuota``), or ``None`` if it cannot be read."""
+    try:
+        quota = await client.get_send_quota()
+        rate = float(quota["MaxSendRate"])
+    except Exception:  # any failure: fall back to the configured rate
+        return None
+    return rate if rate > 0 else None
+
+
+async def build_email_channel(ctx: Any) -> EmailChannel:
+    """Registry factory for kind ``email`` (``ctx`` is a ``ChannelContext``)."""
+    from notifier.config import ConfigError
+    from notifier.retry import TokenBucket
+
+    try:
+        options = msgspec.convert(dict(ctx.options), type=EmailOptions, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"channels.{ctx.name}: {exc}") from exc
+    if options.max_send_rate < 0 or options.fallback_send_rate <= 0:
+        raise ConfigError(f"channels.{ctx.name}: send rates must be positive")
+    client = ctx.clients.get("sesv2")
+    if client is None:
+        from aiobotocore.config import AioConfig
+
+        # Retries are ours (they must see the deadline, and an unknown outcome must not be
+        # silently re-sent by the SDK), so botocore makes exactly one attempt.
+        config = AioConfig(
+            retries={"total_max_attempts": 1},
+            max_pool_connections=max(10, ctx.concurrency),
+            connect_timeout=3,
+            read_timeout=10,
+        )
+        client = await ctx.stack.enter_async_context(
+            ctx.session.create_client("sesv2", config=config, **ctx.client_kwargs)
+        )
+    rate = ctx.max_send_rate or options.max_send_rate
+    if not rate:
+        v1 = ctx.clients.get("ses")
+        if v1 is not None:
+            rate = await read_max_send_rate(v1) or 0.0
+        else:
+            async with ctx.session.create_client("ses", **ctx.client_kwargs) as v1:
+                rate = await read_max_send_rate(v1) or 0.0
+        rate = rate or options.fallback_send_rate
+    return EmailChannel(
+        name=ctx.name,
+        concurrency=ctx.concurrency,
+        backoff=ctx.backoff,
+        rate_limiter=TokenBucket(rate),
+        unknown_outcome=ctx.unknown_outcome,
+        client=client,
+        options=options,
+        default_sender=options.sender or ctx.sender,
+    )

@@ -1,0 +1,176 @@
+"""The routing config: which stream records become which notifications (TOML, validated at start).
+
+A config file (``NOTIFIER_CONFIG``; the built-in ``default_config.toml`` serves the demo) has:
+
+- ``event_type_path``: dotted path of the event type in the new image (default ``event_type``).
+- ``[delivery]``: the policy knobs (see :class:`Delivery`).
+- ``[channels.<name>]``: one table per channel; ``kind`` picks the implementation from the
+  channel registry (``email``, ``memory``, or ``package.module:factory``), the other keys are
+  the channel's own options, validated by the channel itself.
+- ``[[routes]]``: which ``event_names`` x ``event_types`` notify, on which channel, with which
+  template, recipient path, locale path, sender and dedup-key path (see :class:`Route`).
+
+Every problem is reported at start-up as one :class:`ConfigError` naming the file and key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "Config",
+    "ConfigError",
+    "Delivery",
+    "Route",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
+_EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+
+
+class ConfigError(ValueError):
+    """The routing config cannot be used; the message names the source and the offending key."""
+
+
+UnknownOutcome = Literal["retry", "assume_sent"]
+
+
+class Delivery(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Delivery policy. Defaults are production defaults; docs/EXACTLY-ONCE.md explains each."""
+
+    #: A send whose outcome is unknown: ``retry`` (at-least-once) or ``assume_sent`` (at-most-once).
+    unknown_outcome: UnknownOutcome = "retry"
+    #: A claim's lease = the invocation's remaining time + this grace (seconds).
+    lease_grace_seconds: float = 10.0
+    #: DynamoDB TTL of ledger entries (seconds); must outlive the stream's 24 h retention.
+    ttl_seconds: int = 7 * 86_400
+    #: Attempts per notification inside one invocation (throttling, 5xx, unknown with ``retry``).
+    max_attempts: int = 8
+    base_delay_ms: float = 25.0
+    max_delay_ms: float = 2_000.0
+    #: No new work is started closer than this to the Lambda deadline.
+    deadline_margin_ms: float = 3_000.0
+
+
+class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One routing rule: records whose event name and event type match notify on ``channel``."""
+
+    event_types: list[str]
+    channel: str
+    event_names: list[str] = msgspec.field(default_factory=lambda: ["INSERT"])
+    #: Template name; empty means "the event type".
+    template: str = ""
+    recipient: str = "user.email"
+    locale: str = "user.locale"
+    #: Sender for this route; empty means the channel's (or ``NOTIFIER_SENDER``).
+    sender: str = ""
+    #: Dotted path of the dedup key; the stream record's eventID when absent from the image.
+    dedup_key: str = "event_id"
+
+
+class _Document(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    routes: list[Route]
+    channels: dict[str, dict[str, Any]]
+    event_type_path: str = "event_type"
+    delivery: Delivery = msgspec.field(default_factory=Delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated config; ``lookup[(event_name, event_type)]`` gives the routes to notify."""
+
+    source: str
+    event_type_path: str
+    delivery: Delivery
+    channels: Mapping[str, Mapping[str, Any]]
+    routes: tuple[Route, ...]
+    lookup: Mapping[tuple[str, str], tuple[Route, ...]]
+
+    def template_for(self, route: Route, event_type: str) -> str:
+        return route.template or event_type
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the TOML file at ``path`` (the built-in default when ``None``)."""
+    import tomllib
+
+    p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror or exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+    return parse_config(raw, source=str(p))
+
+
+def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
+    """Validate an already-parsed config document."""
+    try:
+        doc = msgspec.convert(dict(raw), type=_Document, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    errors: list[str] = []
+    d = doc.delivery
+    if d.lease_grace_seconds < 0:
+        errors.append("delivery.lease_grace_seconds must be >= 0")
+    if d.ttl_seconds < 86_400:
+        errors.append("delivery.ttl_seconds must be at least 86400 (the stream keeps 24 h)")
+    if d.max_attempts < 1:
+        errors.append("delivery.max_attempts must be >= 1")
+    if d.base_delay_ms < 0 or d.max_delay_ms < d.base_delay_ms:
+        errors.append("delivery: need 0 <= base_delay_ms <= max_delay_ms")
+    if d.deadline_margin_ms < 0:
+        errors.append("delivery.deadline_margin_ms must be >= 0")
+    if not doc.event_type_path:
+        errors.append("event_type_path must not be empty")
+    for name, options in doc.channels.items():
+        kind = options.get("kind")
+        if not isinstance(kind, str) or not kind:
+            errors.append(f"channels.{name}.kind must be a non-empty string")
+    if not doc.routes:
+        errors.append("routes: at least one route is required")
+    lookup: dict[tuple[str, str], list[Route]] = {}
+    for i, route in enumerate(doc.routes):
+        where = f"routes[{i}]"
+        if route.channel not in doc.channels:
+            known = ", ".join(sorted(doc.channels)) or "none"
+            errors.append(f"{where}.channel {route.channel!r} is not defined (channels: {known})")
+        if not route.event_types or any(not t for t in route.event_types):
+            errors.append(f"{where}.event_types must list non-empty event types")
+        bad = [n for n in route.event_names if n not in _EVENT_NAMES]
+        if bad or not route.event_names:
+            errors.append(f"{where}.event_names must be a non-empty subset of INSERT/MODIFY/REMOVE")
+        for field in ("recipient", "dedup_key"):
+            if not getattr(route, field):
+                errors.append(f"{where}.{field} must be a non-empty dotted path")
+        for name in route.event_names:
+            for event_type in route.event_types:
+                same = lookup.setdefault((name, event_type), [])
+                if any(r.channel == route.channel for r in same):
+                    errors.append(
+                        f"{where}: ({name}, {event_type}) already routes to channel "
+                        f"{route.channel!r}; one notification per channel and event"
+                    )
+                same.append(route)
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(errors))
+    return Config(
+        source=source,
+        event_type_path=doc.event_type_path,
+        delivery=doc.delivery,
+        channels={k: dict(v) for k, v in doc.channels.items()},
+        routes=tuple(doc.routes),
+        lookup={k: tuple(v) for k, v in lookup.items()},
+    )

@@ -1,0 +1,42 @@
+"""The fast DynamoDB-JSON decoder (Rust): boto3-compatible values, stream events.
+
+- ``deserialize_value`` / ``deserialize_image``: AttributeValue JSON (already parsed) to plain
+  Python, value-for-value equal to boto3's ``TypeDeserializer``: ``N`` -> ``Decimal`` (DynamoDB's
+  38-digit context, exact), ``B`` -> ``bytes`` (base64 text as in Lambda JSON, or bytes /
+  bytearray / boto3 ``Binary``), ``SS``/``NS``/``BS`` -> ``set``, ``NULL`` -> ``None``.
+  ``numbers="native"`` gives ``int`` for integral values and ``float`` otherwise: lossy.
+- ``serialize_value`` / ``serialize_image``: the inverse, equal to boto3's ``TypeSerializer``.
+- ``decode_stream_event``: a Lambda DynamoDB Streams event, as raw bytes/str (decoded in Rust
+  without building the typed dicts) or as the parsed dict, to ``StreamRecord`` objects whose
+  images become Python dicts only when first read.
+
+Deliberate differences from boto3, all raising instead of returning something DynamoDB never
+sends: NaN/Infinity/whitespace/underscores in ``N`` (``DecodeError``), ``NULL`` other than true,
+non-str attribute names, nesting deeper than DynamoDB's 32 levels; on the encode side ints and
+Decimals outside DynamoDB's range raise ``EncodeError`` (a ``TypeError``) where boto3 raises
+``decimal`` signals.
+"""
+
+from notifier._core import (
+    DecodeError,
+    EncodeError,
+    RecordError,
+    StreamRecord,
+    decode_stream_event,
+    deserialize_image,
+    deserialize_value,
+    serialize_image,
+    serialize_value,
+)
+
+__all__ = [
+    "DecodeError",
+    "EncodeError",
+    "RecordError",
+    "StreamRecord",
+    "decode_stream_event",
+    "deserialize_image",
+    "deserialize_value",
+    "serialize_image",
+    "serialize_value",
+]

@@ -1,0 +1,219 @@
+"""The Lambda handler: one event loop and long-lived clients per process, one batch per call.
+
+``build_handler(settings)`` does the expensive work once (config, templates, the aiobotocore
+session and clients, the SES rate). ``Handler.__call__(event, context)`` runs one stream batch
+on the persistent loop and returns ``{"batchItemFailures": [...]}``. ``lambda_handler`` is the
+module-level entry point with a lazily built, environment-configured default Handler.
+
+Imports of aiobotocore, the Rust extension and the template set happen inside
+``build_handler`` so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Mapping
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from notifier.settings import Settings
+
+if TYPE_CHECKING:
+    from notifier.channels.base import Channel
+    from notifier.pipeline import Pipeline
+
+__all__ = ["Handler", "build_handler", "lambda_handler"]
+
+T = TypeVar("T")
+
+
+class Handler:
+    """A ready handler. Call it with a stream event (dict, JSON str or raw bytes) and the
+    Lambda context; ``stats`` accumulates across calls; ``close()`` releases the clients."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, stack: AsyncExitStack, pipeline: Pipeline
+    ) -> None:
+        self._loop = loop
+        self._stack = stack
+        self.pipeline = pipeline
+        from notifier.pipeline import STAT_KEYS
+
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        self._closed = False
+
+    def __call__(
+        self, event: Mapping[str, Any] | bytes | str, context: Any = None
+    ) -> dict[str, list[dict[str, str]]]:
+        from notifier.pipeline import BatchFailedError
+
+        try:
+            report = self._loop.run_until_complete(self.pipeline.run(event, context))
+        except BatchFailedError as exc:
+            self._add(exc.stats)
+            raise
+        self._add(report.stats)
+        return report.response()
+
+    def _add(self, stats: Mapping[str, int]) -> None:
+        for k, v in stats.items():
+            self.stats[k] = self.stats.get(k, 0) + v
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the handler's loop (its clients live there): for tools and tests."""
+        return self._loop.run_until_complete(awaitable)
+
+    @property
+    def ledger(self) -> Any:
+        return self.pipeline.ledger
+
+    @property
+    def channels(self) -> Mapping[str, Channel]:
+        return self.pipeline.channels
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run_until_complete(self._stack.aclose())
+        finally:
+            self._loop.close()
+
+    def __enter__(self) -> Handler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_handler(
+    settings: Settings | None = None,
+    *,
+    clients: Mapping[str, Any] | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    hot_path: tuple[Any, Any] | None = None,
+) -> Handler:
+    """Build a Handler: config validated, templates loaded, clients opened, once.
+
+    ``clients`` injects pre-built clients by service name (``"sesv2"``, e.g. the fast SES
+    client); ``channels`` injects ready channel objects by config name (tests use this to hold
+    a ``MemoryChannel``); ``hot_path`` replaces ``(decode, render)`` (default: the Rust decoder
+    ``decode_stream_event(..., errors="collect")`` and ``TemplateSet.render_records``).
+    Raises ``ConfigError`` for an unusable config.
+    """
+    settings = settings or Settings.from_env()
+    loop = loop or asyncio.new_event_loop()
+    stack = AsyncExitStack()
+    try:
+        pipeline = loop.run_until_complete(
+            _build(settings, stack, dict(clients or {}), dict(channels or {}), hot_path)
+        )
+    except BaseException:
+        loop.run_until_complete(stack.aclose())
+        loop.close()
+        raise
+    return Handler(loop, stack, pipeline)
+
+
+async def _build(
+    settings: Settings,
+    stack: AsyncExitStack,
+    clients: dict[str, Any],
+    injected: dict[str, Channel],
+    hot_path: tuple[Any, Any] | None,
+) -> Pipeline:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    from notifier.channels import ChannelContext, build_channel
+    from notifier.config import load_config
+    from notifier.failures import FailureQueue
+    from notifier.ledger import Ledger
+    from notifier.pipeline import Pipeline
+    from notifier.retry import Backoff
+
+    config = load_config(settings.config_path)
+    delivery = config.delivery
+    backoff = Backoff(
+        max_attempts=delivery.max_attempts,
+        base_s=delivery.base_delay_ms / 1000.0,
+        cap_s=delivery.max_delay_ms / 1000.0,
+    )
+    decode, render = hot_path or _hot_path(settings)
+    session = get_session()
+    client_kwargs: dict[str, Any] = {"region_name": settings.region}
+    if settings.endpoint_url:
+        client_kwargs["endpoint_url"] = settings.endpoint_url
+    pool = max(10, settings.max_concurrency)
+    ddb = clients.get("dynamodb") or await stack.enter_async_context(
+        session.create_client(
+            "dynamodb",
+            config=AioConfig(max_pool_connections=pool, retries={"mode": "standard"}),
+            **client_kwargs,
+        )
+    )
+    sqs = clients.get("sqs") or await stack.enter_async_context(
+        session.create_client(
+            "sqs", config=AioConfig(retries={"mode": "standard"}), **client_kwargs
+        )
+    )
+    built: dict[str, Channel] = {}
+    for name, options in config.channels.items():
+        if name in injected:
+            built[name] = injected[name]
+            continue
+        ctx = ChannelContext(
+            name=name,
+            options=options,
+            stack=stack,
+            session=session,
+            client_kwargs=client_kwargs,
+            sender=settings.sender,
+            concurrency=settings.max_concurrency,
+            backoff=backoff,
+            unknown_outcome=delivery.unknown_outcome,
+            clients=clients,
+            max_send_rate=settings.max_send_rate,
+        )
+        built[name] = await build_channel(ctx)
+    return Pipeline(
+        config=config,
+        decode=decode,
+        render=render,
+        ledger=Ledger(ddb, settings.ledger_table, ttl_seconds=delivery.ttl_seconds),
+        failure_queue=FailureQueue(
+            sqs, queue_url=settings.failure_queue_url, queue_name=settings.failure_queue_name
+        ),
+        channels=built,
+        default_sender=settings.sender,
+        owner_prefix=uuid.uuid4().hex[:12],
+    )
+
+
+def _hot_path(settings: Settings) -> tuple[Any, Any]:
+    """The Rust decoder and the template set (imported here: they are the heavy part)."""
+    import importlib
+
+    ddb = importlib.import_module("notifier.ddb")
+    templates = importlib.import_module("notifier.templates")
+    directory = settings.templates_dir or templates.builtin_templates()
+    template_set = templates.TemplateSet(directory)
+
+    def decode(event: Any) -> Any:
+        return ddb.decode_stream_event(event, errors="collect")
+
+    return decode, template_set.render_records
+
+
+_default: Handler | None = None
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
+    """The Lambda entry point (``notifier.handler.lambda_handler``)."""
+    global _default
+    if _default is None:
+        _default = build_handler()
+    return _default(event, context)

@@ -1,0 +1,85 @@
+"""Deployment settings read from the environment once, at init (``Settings.from_env()``).
+
+Routing and delivery policy live in the TOML config (``notifier.config``); these are the
+names of the resources and the knobs an operator sets per deployment:
+
+- ``AWS_REGION`` / ``AWS_DEFAULT_REGION``: region (default ``us-east-1``).
+- ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``: read by botocore itself.
+- ``NOTIFIER_CONFIG``: routing TOML (default: the built-in ``default_config.toml``).
+- ``NOTIFIER_TEMPLATES``: template directory (default: the built-in template set).
+- ``NOTIFIER_LEDGER_TABLE``: ledger table (default ``notifier-ledger``).
+- ``NOTIFIER_FAILURE_QUEUE_URL``, else ``NOTIFIER_FAILURE_QUEUE``: a queue name resolved on
+  first use (default ``notifier-failures``).
+- ``NOTIFIER_SENDER``: default sender (default ``notifications@example.com``).
+- ``NOTIFIER_MAX_CONCURRENCY``: concurrent sends per batch (default 64).
+- ``NOTIFIER_MAX_SEND_RATE``: sends/s for email channels, overriding the account's rate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value notifier cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the handler needs from its environment.
+
+    ``endpoint_url`` is normally ``None``: botocore reads ``AWS_ENDPOINT_URL`` and
+    ``AWS_ENDPOINT_URL_<SERVICE>`` itself, so per-service overrides keep working.
+    """
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    config_path: str | None = None
+    templates_dir: str | None = None
+    ledger_table: str = "notifier-ledger"
+    failure_queue_url: str | None = None
+    failure_queue_name: str = "notifier-failures"
+    sender: str = "notifications@example.com"
+    max_concurrency: int = 64
+    #: Overrides every email channel's send rate (``NOTIFIER_MAX_SEND_RATE``, sends/s).
+    max_send_rate: float | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        raw_conc = env.get("NOTIFIER_MAX_CONCURRENCY", "64")
+        try:
+            concurrency = int(raw_conc)
+        except ValueError:
+            concurrency = 0
+        if concurrency < 1:
+            raise SettingsError(
+                f"NOTIFIER_MAX_CONCURRENCY must be a positive integer, got {raw_conc!r}"
+            )
+        raw_rate = env.get("NOTIFIER_MAX_SEND_RATE")
+        rate: float | None = None
+        if raw_rate:
+            try:
+                rate = float(raw_rate)
+            except ValueError:
+                rate = -1.0
+            if not rate > 0:
+                raise SettingsError(
+                    f"NOTIFIER_MAX_SEND_RATE must be a positive number, got {raw_rate!r}"
+                )
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=None,
+            config_path=env.get("NOTIFIER_CONFIG") or None,
+            templates_dir=env.get("NOTIFIER_TEMPLATES") or None,
+            ledger_table=env.get("NOTIFIER_LEDGER_TABLE") or "notifier-ledger",
+            failure_queue_url=env.get("NOTIFIER_FAILURE_QUEUE_URL") or None,
+            failure_queue_name=env.get("NOTIFIER_FAILURE_QUEUE") or "notifier-failures",
+            sender=env.get("NOTIFIER_SENDER") or "notifications@example.com",
+            max_concurrency=concurrency,
+            max_send_rate=rate,
+        )

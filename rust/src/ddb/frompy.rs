@@ -1,0 +1,520 @@
+//! DynamoDB JSON that is already Python (dicts from `json.loads` or a boto3
+//! client): straight to plain Python values (reusing the str objects), or to
+//! [`AttrValue`]s for stream records.
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMapping, PySet,
+    PyString, PyTuple,
+};
+
+use super::error::DecodeErr;
+use super::event::{RecordData, EVENT_NAMES};
+use super::json::{decode_base64, Tag, MAX_DEPTH};
+use super::topy::ToPy;
+use super::value::{dedup_last_wins, AttrValue, Map, Number};
+
+/// A decode failure: bad input (with its path) or an unexpected Python error.
+pub(crate) enum Fail {
+    Decode(DecodeErr),
+    Py(PyErr),
+}
+
+impl From<PyErr> for Fail {
+    fn from(e: PyErr) -> Self {
+        Fail::Py(e)
+    }
+}
+
+impl From<DecodeErr> for Fail {
+    fn from(e: DecodeErr) -> Self {
+        Fail::Decode(e)
+    }
+}
+
+impl Fail {
+    pub(crate) fn within_key(self, k: &str) -> Self {
+        match self {
+            Fail::Decode(e) => Fail::Decode(e.within_key(k)),
+            other => other,
+        }
+    }
+    pub(crate) fn within_index(self, i: usize) -> Self {
+        match self {
+            Fail::Decode(e) => Fail::Decode(e.within_index(i)),
+            other => other,
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Fail {
+    Fail::Decode(DecodeErr::new(msg))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// Iterate the `(key, value)` pairs of a dict or any Mapping.
+fn mapping_items<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> Result<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>, Fail> {
+    if let Ok(d) = obj.downcast::<PyDict>() {
+        return Ok(d.iter().collect());
+    }
+    if let Ok(m) = obj.downcast::<PyMapping>() {
+        let mut out = Vec::new();
+        for item in m.items()?.iter() {
+            let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item.extract()?;
+            out.push((k, v));
+        }
+        return Ok(out);
+    }
+    Err(bad(format!("expected {what}, found {}", type_name(obj))))
+}
+
+/// The single `(tag, value)` of an AttributeValue mapping.
+fn tag_of<'py>(obj: &Bound<'py, PyAny>) -> Result<(Tag, Bound<'py, PyAny>), Fail> {
+    let mut items = mapping_items(obj, "an AttributeValue mapping such as {\"S\": \"text\"}")?;
+    if items.len() != 1 {
+        let names: Vec<String> = items
+            .iter()
+            .map(|(k, _)| {
+                k.str()
+                    .map(|s| format!("{:?}", s.to_string()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        return Err(bad(if names.is_empty() {
+            "expected exactly one type tag, found none".to_owned()
+        } else {
+            format!(
+                "expected exactly one type tag, found {}",
+                names.join(" and ")
+            )
+        }));
+    }
+    let Some((k, v)) = items.pop() else {
+        return Err(bad("expected exactly one type tag, found none"));
+    };
+    let name = k
+        .downcast::<PyString>()
+        .map_err(|_| bad(format!("type tag must be a str, found {}", type_name(&k))))?;
+    let name = name.to_cow()?;
+    match Tag::from_name(&name) {
+        Some(tag) => Ok((tag, v)),
+        None => Err(bad(format!("unknown type tag {:?}", shorten(&name)))),
+    }
+}
+
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if out.len() < s.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+fn wrong(tag: Tag, want: &str, obj: &Bound<'_, PyAny>) -> Fail {
+    bad(format!(
+        "{}: expected {want}, found {}",
+        tag.name(),
+        type_name(obj)
+    ))
+}
+
+/// Set members from a list, tuple, set or frozenset.
+fn members<'py>(tag: Tag, obj: &Bound<'py, PyAny>) -> Result<Vec<Bound<'py, PyAny>>, Fail> {
+    if let Ok(l) = obj.downcast::<PyList>() {
+        return Ok(l.iter().collect());
+    }
+    if let Ok(t) = obj.downcast::<PyTuple>() {
+        return Ok(t.iter().collect());
+    }
+    if let Ok(s) = obj.downcast::<PySet>() {
+        return Ok(s.iter().collect());
+    }
+    if let Ok(s) = obj.downcast::<PyFrozenSet>() {
+        return Ok(s.iter().collect());
+    }
+    Err(wrong(tag, "a list or set", obj))
+}
+
+fn list_items<'py>(obj: &Bound<'py, PyAny>) -> Result<Vec<Bound<'py, PyAny>>, Fail> {
+    if let Ok(l) = obj.downcast::<PyList>() {
+        return Ok(l.iter().collect());
+    }
+    if let Ok(t) = obj.downcast::<PyTuple>() {
+        return Ok(t.iter().collect());
+    }
+    Err(wrong(Tag::L, "a list", obj))
+}
+
+fn number_text<'py>(
+    tag: Tag,
+    obj: &Bound<'py, PyAny>,
+) -> Result<(Number, Bound<'py, PyString>), Fail> {
+    let s = obj
+        .downcast::<PyString>()
+        .map_err(|_| wrong(tag, "a number as a str", obj))?;
+    let text = s.to_cow()?;
+    let n = Number::parse(&text).map_err(bad)?;
+    Ok((n, s.clone()))
+}
+
+/// Bytes of a `B` value: base64 text (Lambda JSON), bytes, bytearray or boto3 `Binary`.
+fn binary(tag: Tag, obj: &Bound<'_, PyAny>, unwrap: bool) -> Result<Vec<u8>, Fail> {
+    if let Ok(s) = obj.downcast::<PyString>() {
+        return decode_base64(&s.to_cow()?).map_err(bad);
+    }
+    if let Ok(b) = obj.downcast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = obj.downcast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    if unwrap && is_boto3_binary(obj) {
+        return binary(tag, &obj.getattr("value")?, false);
+    }
+    Err(wrong(tag, "base64 text or bytes", obj))
+}
+
+/// `boto3.dynamodb.types.Binary`, recognised without importing boto3.
+pub(crate) fn is_boto3_binary(obj: &Bound<'_, PyAny>) -> bool {
+    let ty = obj.get_type();
+    let name_ok = ty.name().is_ok_and(|n| n.to_string() == "Binary");
+    name_ok
+        && ty
+            .module()
+            .is_ok_and(|m| m.to_string() == "boto3.dynamodb.types")
+}
+
+/// Python AttributeValues straight to Python values (boto3 TypeDeserializer's job).
+pub(crate) struct Deser<'py> {
+    pub(crate) out: ToPy<'py>,
+}
+
+impl<'py> Deser<'py> {
+    pub(crate) fn image(&self, obj: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>, Fail> {
+        self.map(obj, 0)
+    }
+
+    fn map(&self, obj: &Bound<'py, PyAny>, depth: u32) -> Result<Bound<'py, PyDict>, Fail> {
+        let py = obj.py();
+        let dict = PyDict::new(py);
+        let fill = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> Result<(), Fail> {
+            let name = k.downcast::<PyString>().map_err(|_| {
+                bad(format!(
+                    "attribute names must be str, found {}",
+                    type_name(k)
+                ))
+            })?;
+            match self.value(v, depth) {
+                Ok(pv) => Ok(dict.set_item(name, pv)?),
+                Err(e) => {
+                    Err(e.within_key(&name.to_cow().map(|c| c.into_owned()).unwrap_or_default()))
+                }
+            }
+        };
+        if let Ok(d) = obj.downcast::<PyDict>() {
+            for (k, v) in d.iter() {
+                fill(&k, &v)?;
+            }
+        } else {
+            for (k, v) in mapping_items(obj, "a mapping of attribute names to AttributeValues")? {
+                fill(&k, &v)?;
+            }
+        }
+        Ok(dict)
+    }
+
+    /// One AttributeValue; `depth` = enclosing L/M levels.
+    pub(crate) fn value(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        depth: u32,
+    ) -> Result<Bound<'py, PyAny>, Fail> {
+        let py = obj.py();
+        let (tag, v) = tag_of(obj)?;
+        if matches!(tag, Tag::L | Tag::M) && depth >= MAX_DEPTH {
+            return Err(bad(format!(
+                "nesting deeper than DynamoDB's {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(match tag {
+            Tag::S => {
+                if !v.is_instance_of::<PyString>() {
+                    return Err(wrong(tag, "a str", &v));
+                }
+                v
+            }
+            Tag::N => {
+                let (n, s) = number_text(tag, &v)?;
+                self.out.number_from_str(&n, &s)?
+            }
+            Tag::B => {
+                if v.is_exact_instance_of::<PyBytes>() {
+                    v
+                } else {
+                    PyBytes::new(py, &binary(tag, &v, true)?).into_any()
+                }
+            }
+            Tag::Bool => {
+                if !v.is_instance_of::<PyBool>() {
+                    return Err(wrong(tag, "a bool", &v));
+                }
+                v
+            }
+            Tag::Null => {
+                if !v.is(PyBool::new(py, true)) {
+                    return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
+                }
+                py.None().into_bound(py)
+            }
+            Tag::L => {
+                let items = list_items(&v)?;
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.push(self.value(item, depth + 1).map_err(|e| e.within_index(i))?);
+                }
+                PyList::new(py, out)?.into_any()
+            }
+            Tag::M => self.map(&v, depth + 1)?.into_any(),
+            Tag::SS | Tag::NS | Tag::BS => {
+                let set = PySet::empty(py)?;
+                for (i, m) in members(tag, &v)?.iter().enumerate() {
+                    let item = match tag {
+                        Tag::SS => {
+                            if !m.is_instance_of::<PyString>() {
+                                return Err(wrong(tag, "str members", m).within_index(i));
+                            }
+                            m.clone()
+                        }
+                        Tag::NS => {
+                            let (n, s) = number_text(tag, m).map_err(|e| e.within_index(i))?;
+                            self.out.number_from_str(&n, &s)?
+                        }
+                        _ => {
+                            PyBytes::new(py, &binary(tag, m, true).map_err(|e| e.within_index(i))?)
+                                .into_any()
+                        }
+                    };
+                    set.add(item)?;
+                }
+                set.into_any()
+            }
+        })
+    }
+}
+
+/// Python AttributeValues to decoded [`AttrValue`]s (stream events handed over as dicts).
+pub(crate) fn to_map(obj: &Bound<'_, PyAny>, depth: u32) -> Result<Map, Fail> {
+    let items = mapping_items(obj, "a mapping of attribute names to AttributeValues")?;
+    let mut out: Map = Vec::with_capacity(items.len());
+    for (k, v) in items {
+        let name = k.downcast::<PyString>().map_err(|_| {
+            bad(format!(
+                "attribute names must be str, found {}",
+                type_name(&k)
+            ))
+        })?;
+        let name = rust_str(name)?;
+        match to_attr(&v, depth) {
+            Ok(av) => out.push((name, av)),
+            Err(e) => return Err(e.within_key(&name)),
+        }
+    }
+    dedup_last_wins(&mut out);
+    Ok(out)
+}
+
+fn rust_str(s: &Bound<'_, PyString>) -> Result<String, Fail> {
+    s.to_str()
+        .map(str::to_owned)
+        .map_err(|_| bad("string is not valid Unicode (lone surrogate)"))
+}
+
+pub(crate) fn to_attr(obj: &Bound<'_, PyAny>, depth: u32) -> Result<AttrValue, Fail> {
+    let (tag, v) = tag_of(obj)?;
+    if matches!(tag, Tag::L | Tag::M) && depth >= MAX_DEPTH {
+        return Err(bad(format!(
+            "nesting deeper than DynamoDB's {MAX_DEPTH} levels"
+        )));
+    }
+    let string = |m: &Bound<'_, PyAny>| -> Result<String, Fail> {
+        let s = m
+            .downcast::<PyString>()
+            .map_err(|_| wrong(tag, "a str", m))?;
+        rust_str(s)
+    };
+    Ok(match tag {
+        Tag::S => AttrValue::S(string(&v)?),
+        Tag::N => AttrValue::N(number_text(tag, &v)?.0),
+        Tag::B => AttrValue::B(binary(tag, &v, true)?),
+        Tag::Bool => {
+            let b = v
+                .downcast::<PyBool>()
+                .map_err(|_| wrong(tag, "a bool", &v))?;
+            AttrValue::Bool(b.is_true())
+        }
+        Tag::Null => {
+            if !v.is(PyBool::new(v.py(), true)) {
+                return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
+            }
+            AttrValue::Null
+        }
+        Tag::L => {
+            let items = list_items(&v)?;
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(to_attr(item, depth + 1).map_err(|e| e.within_index(i))?);
+            }
+            AttrValue::L(out)
+        }
+        Tag::M => AttrValue::M(to_map(&v, depth + 1)?),
+        Tag::SS => {
+            let mut out = Vec::new();
+            for (i, m) in members(tag, &v)?.iter().enumerate() {
+                out.push(string(m).map_err(|e| e.within_index(i))?);
+            }
+            AttrValue::SS(out)
+        }
+        Tag::NS => {
+            let mut out = Vec::new();
+            for (i, m) in members(tag, &v)?.iter().enumerate() {
+                out.push(number_text(tag, m).map_err(|e| e.within_index(i))?.0);
+            }
+            AttrValue::NS(out)
+        }
+        Tag::BS => {
+            let mut out = Vec::new();
+            for (i, m) in members(tag, &v)?.iter().enumerate() {
+                out.push(binary(tag, m, true).map_err(|e| e.within_index(i))?);
+            }
+            AttrValue::BS(out)
+        }
+    })
+}
+
+/// `obj[key]` of a dict or Mapping, `None` when absent or `None`.
+fn field<'py>(obj: &Bound<'py, PyAny>, key: &str) -> Result<Option<Bound<'py, PyAny>>, Fail> {
+    let v = if let Ok(d) = obj.downcast::<PyDict>() {
+        d.get_item(key)?
+    } else {
+        let m = obj
+            .downcast::<PyMapping>()
+            .map_err(|_| bad(format!("expected an object, found {}", type_name(obj))))?;
+        if m.contains(key)? {
+            Some(m.get_item(key)?)
+        } else {
+            None
+        }
+    };
+    Ok(v.filter(|v| !v.is_none()))
+}
+
+fn str_field(obj: &Bound<'_, PyAny>, key: &str) -> Result<Option<String>, Fail> {
+    match field(obj, key)? {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.downcast::<PyString>().map_err(|_| {
+                bad(format!("expected a str, found {}", type_name(&v))).within_key(key)
+            })?;
+            rust_str(s).map(Some).map_err(|e| e.within_key(key))
+        }
+    }
+}
+
+/// The identifiers of a record, where they can be read.
+pub(crate) fn salvage_ids(rec: &Bound<'_, PyAny>) -> (Option<String>, Option<String>) {
+    let event_id = str_field(rec, "eventID").ok().flatten();
+    let seq = field(rec, "dynamodb")
+        .ok()
+        .flatten()
+        .and_then(|d| str_field(&d, "SequenceNumber").ok().flatten());
+    (event_id, seq)
+}
+
+/// One stream record given as Python objects (path relative to the record).
+pub(crate) fn record_from_py(rec: &Bound<'_, PyAny>) -> Result<RecordData, Fail> {
+    let missing = |name: &str| bad(format!("missing required field {name:?}"));
+    if !rec.is_instance_of::<PyDict>() && rec.downcast::<PyMapping>().is_err() {
+        return Err(bad(format!(
+            "expected a stream record object, found {}",
+            type_name(rec)
+        )));
+    }
+    let event_id = str_field(rec, "eventID")?.ok_or_else(|| missing("eventID"))?;
+    let event_name = str_field(rec, "eventName")?.ok_or_else(|| missing("eventName"))?;
+    if !EVENT_NAMES.contains(&event_name.as_str()) {
+        return Err(bad(format!(
+            "unknown event name {event_name:?} (expected INSERT, MODIFY or REMOVE)"
+        ))
+        .within_key("eventName"));
+    }
+    let ddb = field(rec, "dynamodb")?.ok_or_else(|| missing("dynamodb"))?;
+    let in_ddb = |e: Fail| e.within_key("dynamodb");
+    let ddb_fields = || -> Result<RecordData, Fail> {
+        if !ddb.is_instance_of::<PyDict>() && ddb.downcast::<PyMapping>().is_err() {
+            return Err(bad(format!(
+                "expected an object, found {}",
+                type_name(&ddb)
+            )));
+        }
+        let sequence_number =
+            str_field(&ddb, "SequenceNumber")?.ok_or_else(|| missing("SequenceNumber"))?;
+        let image = |key: &str| -> Result<Option<Map>, Fail> {
+            match field(&ddb, key)? {
+                None => Ok(None),
+                Some(v) => to_map(&v, 0).map(Some).map_err(|e| e.within_key(key)),
+            }
+        };
+        let keys = image("Keys")?.ok_or_else(|| missing("Keys"))?;
+        let approximate_creation_time = match field(&ddb, "ApproximateCreationDateTime")? {
+            None => None,
+            Some(v)
+                if v.is_instance_of::<PyFloat>()
+                    || (v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>()) =>
+            {
+                Some(v.extract::<f64>()?)
+            }
+            Some(v) => {
+                return Err(bad(format!("expected a number, found {}", type_name(&v)))
+                    .within_key("ApproximateCreationDateTime"))
+            }
+        };
+        let size_bytes = match field(&ddb, "SizeBytes")? {
+            None => None,
+            Some(v) if v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() => Some(
+                v.extract::<u64>()
+                    .map_err(|_| bad("expected a non-negative integer").within_key("SizeBytes"))?,
+            ),
+            Some(v) => {
+                return Err(bad(format!("expected an integer, found {}", type_name(&v)))
+                    .within_key("SizeBytes"))
+            }
+        };
+        Ok(RecordData {
+            event_id: String::new(),
+            event_name: String::new(),
+            sequence_number,
+            keys,
+            new_image: image("NewImage")?,
+            old_image: image("OldImage")?,
+            approximate_creation_time,
+            size_bytes,
+            stream_view_type: str_field(&ddb, "StreamViewType")?,
+            event_source_arn: None,
+            aws_region: None,
+        })
+    };
+    let mut data = ddb_fields().map_err(in_ddb)?;
+    data.event_id = event_id;
+    data.event_name = event_name;
+    data.event_source_arn = str_field(rec, "eventSourceARN")?;
+    data.aws_region = str_field(rec, "awsRegion")?;
+    Ok(data)
+}

@@ -1,0 +1,226 @@
+//! DynamoDB number validation, matching boto3's `DYNAMODB_CONTEXT` exactly.
+//!
+//! boto3 decodes `N` with `Context(prec=38, Emin=-128, Emax=126, traps=[Clamped,
+//! Overflow, Inexact, Rounded, Underflow]).create_decimal(text)`. For finite
+//! input that means: at most 38 significant digits (leading zeros stripped,
+//! trailing zeros count), exponent >= Etiny (-165) and adjusted exponent
+//! (exponent + digits - 1) <= Emax (126); a zero needs -165 <= exponent <= 126.
+//! NaN, Infinity, whitespace and underscores (which `Decimal()` accepts) are
+//! rejected on purpose: DynamoDB never sends them.
+
+pub const MAX_DIGITS: usize = 38;
+pub const ETINY: i64 = -165;
+pub const EMAX: i64 = 126;
+/// Exponents are clamped to this magnitude while parsing, far beyond any valid one.
+const EXP_CLAMP: i64 = 1_000_000_000_000;
+
+/// A validated number split into its parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NumberParts<'a> {
+    pub negative: bool,
+    /// Integer-part digits as written (may have leading zeros).
+    pub int: &'a str,
+    /// Fraction digits as written.
+    pub frac: &'a str,
+    /// Exponent of the last digit of `int + frac` (the Decimal `_exp`).
+    pub exp: i64,
+}
+
+impl NumberParts<'_> {
+    /// All digits (integer then fraction) without leading zeros.
+    pub fn significant(&self) -> impl Iterator<Item = u8> + '_ {
+        self.int
+            .bytes()
+            .chain(self.frac.bytes())
+            .skip_while(|&b| b == b'0')
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.int.bytes().chain(self.frac.bytes()).all(|b| b == b'0')
+    }
+
+    /// True when the value has no fractional part.
+    pub fn is_integral(&self) -> bool {
+        if self.exp >= 0 || self.is_zero() {
+            return true;
+        }
+        let drop = usize::try_from(-self.exp).unwrap_or(usize::MAX);
+        let digits = self.int.len() + self.frac.len();
+        if drop > digits {
+            return false; // significant digits sit below the decimal point
+        }
+        self.int
+            .bytes()
+            .chain(self.frac.bytes())
+            .skip(digits - drop)
+            .all(|b| b == b'0')
+    }
+
+    /// The integer digits (no sign) of an integral value: significant digits with
+    /// the fractional zeros dropped or the exponent's zeros appended.
+    pub fn integer_digits(&self) -> String {
+        if self.is_zero() {
+            return "0".to_owned();
+        }
+        let sig: Vec<u8> = self.significant().collect();
+        // Validated numbers have exp <= 126; the clamp only bounds misuse.
+        let zeros = usize::try_from(self.exp.clamp(0, EMAX)).unwrap_or(0);
+        let mut out = String::with_capacity(sig.len() + zeros);
+        if self.exp >= 0 {
+            out.extend(sig.iter().map(|&b| char::from(b)));
+            out.push_str(&"0".repeat(zeros));
+        } else {
+            let drop = usize::try_from(-self.exp).unwrap_or(usize::MAX);
+            let keep = sig.len().saturating_sub(drop);
+            out.extend(sig.iter().take(keep).map(|&b| char::from(b)));
+            if out.is_empty() {
+                out.push('0');
+            }
+        }
+        out
+    }
+}
+
+fn shorten(text: &str) -> String {
+    let mut s: String = text.chars().take(48).collect();
+    if s.len() < text.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+fn all_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Parse and validate DynamoDB number text.
+pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
+    let bad = || format!("invalid number {:?}", shorten(text));
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, text.get(1..).unwrap_or("")),
+        Some(b'+') => (false, text.get(1..).unwrap_or("")),
+        _ => (false, text),
+    };
+    let (mantissa, exp_text) = match body.find(['e', 'E']) {
+        Some(i) => (
+            body.get(..i).unwrap_or(""),
+            Some(body.get(i + 1..).unwrap_or("")),
+        ),
+        None => (body, None),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(i) => (
+            mantissa.get(..i).unwrap_or(""),
+            mantissa.get(i + 1..).unwrap_or(""),
+        ),
+        None => (mantissa, ""),
+    };
+    if !all_digits(int) || !all_digits(frac) || (int.is_empty() && frac.is_empty()) {
+        return Err(bad());
+    }
+    let mut exp: i64 = 0;
+    if let Some(e) = exp_text {
+        let (eneg, edigits) = match e.as_bytes().first() {
+            Some(b'-') => (true, e.get(1..).unwrap_or("")),
+            Some(b'+') => (false, e.get(1..).unwrap_or("")),
+            _ => (false, e),
+        };
+        if edigits.is_empty() || !all_digits(edigits) {
+            return Err(bad());
+        }
+        for b in edigits.bytes() {
+            exp = (exp * 10 + i64::from(b - b'0')).min(EXP_CLAMP);
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    let frac_len = i64::try_from(frac.len()).unwrap_or(EXP_CLAMP);
+    let parts = NumberParts {
+        negative,
+        int,
+        frac,
+        exp: exp.saturating_sub(frac_len),
+    };
+    if parts.is_zero() {
+        if parts.exp < ETINY || parts.exp > EMAX {
+            return Err(format!(
+                "number {:?} is out of DynamoDB's range (zero exponent must be within {ETINY}..={EMAX})",
+                shorten(text)
+            ));
+        }
+        return Ok(parts);
+    }
+    let ndigits = parts.significant().count();
+    if ndigits > MAX_DIGITS {
+        return Err(format!(
+            "number {:?} has {ndigits} significant digits (DynamoDB allows {MAX_DIGITS})",
+            shorten(text)
+        ));
+    }
+    let adjusted = parts.exp + i64::try_from(ndigits).unwrap_or(0) - 1;
+    if parts.exp < ETINY || adjusted > EMAX {
+        return Err(format!(
+            "number {:?} is out of DynamoDB's range (magnitude 1E-130 to 9.9E+125)",
+            shorten(text)
+        ));
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_decimal_grammar() {
+        for ok in [
+            "0", "-0", "+5", "1.", ".5", "1.50", "1e5", "1E+2", "-1.5e-3", "007", "0.000",
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_dynamodb_never_sends() {
+        for bad in [
+            "", "-", ".", "e5", "1e", "1e+", "NaN", "Infinity", "inf", " 1", "1 ", "1_000", "0x10",
+            "1.2.3", "--1", "١",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn enforces_the_context_limits() {
+        let d38 = "9".repeat(38);
+        assert!(parse(&d38).is_ok());
+        assert!(parse(&format!("{d38}9")).is_err());
+        assert!(parse(&format!("{d38}0")).is_err(), "trailing zeros count");
+        assert!(parse(&format!("000{d38}")).is_ok(), "leading zeros do not");
+        assert!(parse("1E-165").is_ok());
+        assert!(parse("1E-166").is_err());
+        assert!(parse("10E-166").is_err(), "exponent, not value, decides");
+        assert!(parse("9.9E+125").is_ok());
+        assert!(parse("1E+126").is_ok());
+        assert!(parse("10E+125").is_ok());
+        assert!(parse("1E+127").is_err());
+        assert!(parse("0E+126").is_ok());
+        assert!(parse("0E+127").is_err());
+        assert!(parse("0E-165").is_ok());
+        assert!(parse("0E-166").is_err());
+        assert!(parse("1E999999999999999999999999").is_err());
+        assert!(parse("0E-999999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn integral_values_give_their_digits() {
+        let digits = |t: &str| parse(t).map(|p| (p.is_integral(), p.integer_digits()));
+        assert_eq!(digits("1E2"), Ok((true, "100".into())));
+        assert_eq!(digits("1.0"), Ok((true, "1".into())));
+        assert_eq!(digits("-0.00"), Ok((true, "0".into())));
+        assert_eq!(digits("1.5"), Ok((false, "1".into())));
+        assert_eq!(digits("0.001"), Ok((false, "0".into())));
+        assert_eq!(digits("1500E-2"), Ok((true, "15".into())));
+    }
+}
