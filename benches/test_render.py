@@ -185,7 +185,9 @@ class Jinja2Renderer:
         out = []
         for ctx in ctxs:
             subject, text, body = self.by_locale[ctx["user"]["locale"]]
-            assert subject is not None and text is not None and body is not None
+            assert subject is not None
+            assert text is not None
+            assert body is not None
             out.append((_check_subject(subject.render(ctx)), text.render(ctx), body.render(ctx)))
         return out
 
@@ -215,7 +217,8 @@ class MinijinjaRenderer:
         out = []
         for ctx in ctxs:
             subject, text, body = self.by_locale[ctx["user"]["locale"]]
-            assert subject is not None and body is not None
+            assert subject is not None
+            assert body is not None
             out.append(
                 (
                     _check_subject(render(subject, **ctx)),

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notifier.ddb import StreamRecord, decode_stream_event
 from tpl_helpers import MakeSet
 
 from notifier import samples
+from notifier.ddb import StreamRecord, decode_stream_event
 from notifier.templates import Rendered, TemplateError, TemplateSet
 
 EVENTS = Path(__file__).parent / "events"

@@ -46,8 +46,9 @@ impl SmallMap {
         }
     }
 
-    /// Append without checking for an existing key (the caller knows it is new).
-    fn push(&mut self, key: Value, value: Value) {
+    /// Append without checking for an existing key (the caller knows it is new:
+    /// Python dict keys, DynamoDB map keys).
+    pub(crate) fn push(&mut self, key: Value, value: Value) {
         self.entries.push((key, value));
     }
 
