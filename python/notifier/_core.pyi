@@ -29,7 +29,17 @@ class EncodeError(TypeError):
     """A Python value with no DynamoDB representation (float, NaN, >38 digits, unsupported type)."""
 
 class TemplateError(ValueError):
-    """A template that fails to load, compile or render; names the template, file and line."""
+    """A template that fails to load, compile or render; names the template, file and line.
+
+    The location is also available as attributes (None where unknown).
+    """
+
+    template: str | None
+    """The template name (``"friend_request"``)."""
+    file: str | None
+    """The file, relative to the template directory (``"friend_request/de/body.txt"``)."""
+    line: int | None
+    """The 1-based line in ``file``."""
 
 # --- DynamoDB JSON (rust/src/ddb) -------------------------------------------------------------
 
@@ -220,7 +230,7 @@ class TemplateSet:
         """
     def render_records(
         self,
-        records: Iterable[Any],
+        records: Iterable[StreamRecord],
         names: str | Sequence[str],
         locales: str | Sequence[str | None] | None = None,
     ) -> list[Rendered | TemplateError]:

@@ -55,7 +55,7 @@ impl TplError {
             .name()
             .and_then(&source_of)
             .zip(err.range())
-            .and_then(|(src, range)| src.get(range))
+            .and_then(|(src, range)| src.get(widen(src, range)))
             .map(|s| s.trim())
             .filter(|s| !s.is_empty() && s.len() <= 200);
         if let Some(expr) = quoted {
@@ -106,3 +106,40 @@ impl fmt::Display for TplError {
 impl std::error::Error for TplError {}
 
 pub type TplResult<T> = Result<T, TplError>;
+
+/// Widen an error span to the whole dotted name around it: MiniJinja points at
+/// the failing attribute access (`.job.title`), a reader wants `data.job.title`.
+fn widen(src: &str, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let head = src.get(..range.start).unwrap_or("");
+    let start = head
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| is_name(c))
+        .last()
+        .map_or(range.start, |(i, _)| i);
+    let tail = src.get(range.end..).unwrap_or("");
+    let end = range.end
+        + tail
+            .char_indices()
+            .take_while(|&(_, c)| c.is_alphanumeric() || c == '_')
+            .last()
+            .map_or(0, |(i, c)| i + c.len_utf8());
+    start..end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widen;
+
+    #[test]
+    fn spans_widen_to_the_dotted_name() {
+        let src = "{{ data.job.title }} x";
+        let at = src.find(".job").unwrap();
+        let r = widen(src, at..at + 10);
+        assert_eq!(&src[r], "data.job.title");
+        let src = "{{ user.nmae }}";
+        assert_eq!(&src[widen(src, 3..12)], "user.nmae");
+        assert_eq!(widen("", 0..0), 0..0);
+    }
+}

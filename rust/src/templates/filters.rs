@@ -5,10 +5,13 @@
 //! `title`. Overridden so exact decimals work: `int`, `float`, `round`, `abs`
 //! and the `number` test. MiniJinja's built-ins (`default`, `urlencode`,
 //! `join`, `length`, `upper`, ...) stay as they are.
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::str::FromStr;
 
-use chrono::format::StrftimeItems;
+use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use minijinja::value::{Kwargs, Value, ValueKind};
@@ -80,14 +83,39 @@ fn format_moment(
         })?,
     };
     let fmt = format.as_deref().unwrap_or(default_format);
-    let items = StrftimeItems::new(fmt)
-        .parse()
-        .map_err(|_| invalid(format!("invalid date/time format {fmt:?}")))?;
+    let items = parsed_format(fmt)?;
     let local = moment.with_timezone(&zone);
     let mut out = String::with_capacity(fmt.len() + 16);
     write!(out, "{}", local.format_with_items(items.iter()))
         .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
     Ok(out)
+}
+
+/// Parsed strftime formats, per thread: templates use a handful of formats,
+/// and parsing one costs more than formatting with it.
+type FormatCache = HashMap<String, Rc<[Item<'static>]>>;
+const FORMAT_CACHE_SIZE: usize = 64;
+
+thread_local! {
+    static FORMATS: RefCell<FormatCache> = RefCell::new(HashMap::new());
+}
+
+fn parsed_format(fmt: &str) -> Result<Rc<[Item<'static>]>, Error> {
+    if let Some(items) = FORMATS.with(|c| c.borrow().get(fmt).cloned()) {
+        return Ok(items);
+    }
+    let items: Rc<[Item<'static>]> = StrftimeItems::new(fmt)
+        .parse_to_owned()
+        .map_err(|_| invalid(format!("invalid date/time format {fmt:?}")))?
+        .into();
+    FORMATS.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= FORMAT_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(fmt.to_string(), items.clone());
+    });
+    Ok(items)
 }
 
 fn to_moment(value: &Value) -> Result<DateTime<Utc>, Error> {
@@ -102,6 +130,12 @@ fn to_moment(value: &Value) -> Result<DateTime<Utc>, Error> {
                 "datetime: cannot read {text:?} as ISO 8601 date/time or epoch seconds"
             ))
         });
+    }
+    if value.kind() == ValueKind::Number && value.is_integer() {
+        let secs = i64::try_from(value.clone())
+            .map_err(|_| invalid("datetime: epoch seconds out of range"))?;
+        return DateTime::from_timestamp(secs, 0)
+            .ok_or_else(|| invalid("datetime: epoch seconds out of range"));
     }
     if let Some(dec) = value_to_dec(value) {
         return from_epoch(&dec);
@@ -191,6 +225,21 @@ fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String
     if let Some(p) = point_kw.as_deref() {
         point = p;
     }
+    if decimals.is_some_and(|d| d > 100) {
+        return Err(invalid("number: at most 100 decimals"));
+    }
+    // Integers without decimals (the common case): no decimal arithmetic needed.
+    if decimals.is_none() && value.kind() == ValueKind::Number && value.is_integer() {
+        if let Ok(i) = i128::try_from(value.clone()) {
+            return Ok(group(
+                i < 0,
+                &i.unsigned_abs().to_string(),
+                "",
+                thousands,
+                point,
+            ));
+        }
+    }
     let dec = match value.as_str() {
         Some(text) => Dec::parse(text.trim()),
         None => value_to_dec(value),
@@ -199,9 +248,6 @@ fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String
     if dec.split().is_none() {
         return Err(invalid("number: value too large to format"));
     }
-    if decimals.is_some_and(|d| d > 100) {
-        return Err(invalid("number: at most 100 decimals"));
-    }
     let dec = match decimals {
         Some(d) => dec.round_to(d),
         None => dec,
@@ -209,8 +255,14 @@ fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String
     let (int, frac) = dec
         .split()
         .ok_or_else(|| invalid("number: value too large to format"))?;
-    let mut out = String::with_capacity(int.len() * 2 + frac.len() + 2);
-    if dec.neg {
+    Ok(group(dec.neg, &int, &frac, thousands, point))
+}
+
+/// `int` digits grouped by three with `thousands`, then `point` and `frac`.
+fn group(neg: bool, int: &str, frac: &str, thousands: &str, point: &str) -> String {
+    let mut out =
+        String::with_capacity(int.len() + int.len() / 3 * thousands.len() + frac.len() + 2);
+    if neg {
         out.push('-');
     }
     let n = int.len();
@@ -222,9 +274,9 @@ fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String
     }
     if !frac.is_empty() {
         out.push_str(point);
-        out.push_str(&frac);
+        out.push_str(frac);
     }
-    Ok(out)
+    out
 }
 
 // -------------------------------------------------------- truncate / title

@@ -1,121 +1,53 @@
 //! Decoded DynamoDB images as template values, without Python.
 //!
-//! An image (`Arc<Map>` of `AttrValue`) is exposed lazily: maps and lists are
-//! thin views (the shared image plus a path of indices), and a value is
-//! converted only when a template reads it, so attributes a template never
-//! touches cost nothing.
+//! A record's context exposes the image's attributes as top-level names. An
+//! attribute is converted the first time a template reads it, then cached for
+//! the rest of that record's rendering (subject, text and HTML share it), so
+//! attributes a template never touches (keys, trace blobs, ...) cost nothing
+//! and the ones it reads are converted once.
 //!
 //! Mapping: `S` -> string, `N` -> exact number (see `decimal`), `B` -> bytes,
 //! `BOOL` -> bool, `NULL` -> none, `L` -> sequence, `M` -> map (wire order),
 //! `SS`/`NS`/`BS` -> sequences sorted by value (sets have no order; sorting
 //! makes output deterministic and equal to the Python-dict path, which sorts too).
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 
 use super::decimal::{decimal_value, Dec};
+use super::pyconv::SmallMap;
 use crate::ddb::value::{AttrValue, Map, Number};
-
-/// A view of a map inside an image: `path` indexes from the root map
-/// through nested `M`/`L` values (empty path = the image itself).
-#[derive(Debug)]
-pub struct ImageMap {
-    root: Arc<Map>,
-    path: Box<[u32]>,
-}
-
-/// A view of an `L` list inside an image.
-#[derive(Debug)]
-pub struct ImageList {
-    root: Arc<Map>,
-    path: Box<[u32]>,
-}
 
 /// The image attributes as top-level names, plus `event` (stream metadata).
 #[derive(Debug)]
 pub struct RecordContext {
-    pub image: Option<Arc<Map>>,
-    pub event: Value,
+    image: Option<Arc<Map>>,
+    /// One slot per image attribute, filled on first read.
+    converted: Box<[OnceLock<Value>]>,
+    event: Value,
 }
 
-fn walk<'a>(root: &'a Map, path: &[u32]) -> Option<&'a AttrValue> {
-    let (first, rest) = path.split_first()?;
-    let mut cur = &root.get(*first as usize)?.1;
-    for &i in rest {
-        cur = match cur {
-            AttrValue::M(m) => &m.get(i as usize)?.1,
-            AttrValue::L(l) => l.get(i as usize)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
-fn child_path(path: &[u32], i: usize) -> Box<[u32]> {
-    let mut p = Vec::with_capacity(path.len() + 1);
-    p.extend_from_slice(path);
-    p.push(u32::try_from(i).unwrap_or(u32::MAX));
-    p.into_boxed_slice()
-}
-
-impl ImageMap {
-    pub fn root(root: Arc<Map>) -> Self {
-        ImageMap {
-            root,
-            path: Box::new([]),
-        }
-    }
-
-    fn map(&self) -> Option<&Map> {
-        if self.path.is_empty() {
-            return Some(&self.root);
-        }
-        match walk(&self.root, &self.path)? {
-            AttrValue::M(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn lookup(&self, key: &str) -> Option<Value> {
-        let map = self.map()?;
-        let i = map.iter().position(|(k, _)| k == key)?;
-        let (_, v) = map.get(i)?;
-        Some(convert(&self.root, &self.path, i, v))
-    }
-}
-
-impl ImageList {
-    fn list(&self) -> Option<&Vec<AttrValue>> {
-        match walk(&self.root, &self.path)? {
-            AttrValue::L(l) => Some(l),
-            _ => None,
+impl RecordContext {
+    pub fn new(image: Option<Arc<Map>>, event: Value) -> Self {
+        let n = image.as_ref().map_or(0, |m| m.len());
+        RecordContext {
+            image,
+            converted: (0..n).map(|_| OnceLock::new()).collect(),
+            event,
         }
     }
 }
 
-/// Convert the value at `path + [i]` (which is `v`).
-fn convert(root: &Arc<Map>, path: &[u32], i: usize, v: &AttrValue) -> Value {
-    match v {
-        AttrValue::M(_) => Value::from_object(ImageMap {
-            root: root.clone(),
-            path: child_path(path, i),
-        }),
-        AttrValue::L(_) => Value::from_object(ImageList {
-            root: root.clone(),
-            path: child_path(path, i),
-        }),
-        other => scalar(other),
-    }
-}
-
-/// Convert a value that holds no nested map or list.
-fn scalar(v: &AttrValue) -> Value {
+/// Convert a value and everything below it.
+pub fn to_value(v: &AttrValue) -> Value {
     match v {
         AttrValue::S(s) => Value::from(s.as_str()),
         AttrValue::N(n) => decimal_value(n.as_str()),
         AttrValue::B(b) => Value::from_bytes(b.clone()),
         AttrValue::Bool(b) => Value::from(*b),
         AttrValue::Null => Value::from(()),
+        AttrValue::L(items) => Value::from(items.iter().map(to_value).collect::<Vec<_>>()),
+        AttrValue::M(m) => map_value(m),
         AttrValue::SS(items) => {
             let mut sorted: Vec<&String> = items.iter().collect();
             sorted.sort();
@@ -137,11 +69,16 @@ fn scalar(v: &AttrValue) -> Value {
                     .collect::<Vec<_>>(),
             )
         }
-        // Nested containers outside an image (not reachable from `convert`):
-        // convert eagerly.
-        AttrValue::L(items) => Value::from(items.iter().map(scalar).collect::<Vec<_>>()),
-        AttrValue::M(m) => Value::from_iter(m.iter().map(|(k, v)| (k.as_str(), scalar(v)))),
     }
+}
+
+/// A map (or a whole image) as a template map, in wire order.
+pub fn map_value(m: &Map) -> Value {
+    let mut out = SmallMap::with_capacity(m.len());
+    for (k, v) in m {
+        out.push(Value::from(k.as_str()), to_value(v));
+    }
+    Value::from_object(out)
 }
 
 fn sorted_numbers(items: &[Number]) -> Vec<Value> {
@@ -155,61 +92,6 @@ fn sorted_numbers(items: &[Number]) -> Vec<Value> {
         .into_iter()
         .map(|(_, n)| decimal_value(n.as_str()))
         .collect()
-}
-
-impl Object for ImageMap {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str() {
-            Some(k) => self.lookup(k),
-            None => self.lookup(&key.to_string()),
-        }
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        self.lookup(key)
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let keys: Vec<Value> = self
-            .map()
-            .map(|m| m.iter().map(|(k, _)| Value::from(k.as_str())).collect())
-            .unwrap_or_default();
-        Enumerator::Values(keys)
-    }
-
-    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.map().map_or(0, Vec::len))
-    }
-}
-
-impl Object for ImageList {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Seq
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let list = self.list()?;
-        let idx = i64::try_from(key.clone()).ok()?;
-        let idx = if idx < 0 {
-            list.len().checked_sub(idx.unsigned_abs() as usize)?
-        } else {
-            usize::try_from(idx).ok()?
-        };
-        let v = list.get(idx)?;
-        Some(convert(&self.root, &self.path, idx, v))
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Seq(self.list().map_or(0, Vec::len))
-    }
-
-    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.list().map_or(0, Vec::len))
-    }
 }
 
 impl Object for RecordContext {
@@ -228,7 +110,8 @@ impl Object for RecordContext {
         let root = self.image.as_ref()?;
         let i = root.iter().position(|(k, _)| k == key)?;
         let (_, v) = root.get(i)?;
-        Some(convert(root, &[], i, v))
+        let slot = self.converted.get(i)?;
+        Some(slot.get_or_init(|| to_value(v)).clone())
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -316,10 +199,10 @@ mod tests {
     fn render(src: &str) -> String {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        let ctx = Value::from_object(RecordContext {
-            image: Some(image()),
-            event: Value::from_iter([("name", Value::from("INSERT"))]),
-        });
+        let ctx = Value::from_object(RecordContext::new(
+            Some(image()),
+            Value::from_iter([("name", Value::from("INSERT"))]),
+        ));
         env.render_str(src, ctx).unwrap()
     }
 
@@ -369,10 +252,7 @@ mod tests {
     fn missing_attribute_is_an_error_in_strict_mode() {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        let ctx = Value::from_object(RecordContext {
-            image: Some(image()),
-            event: Value::from(()),
-        });
+        let ctx = Value::from_object(RecordContext::new(Some(image()), Value::from(())));
         assert!(env.render_str("{{ user.nmae }}", ctx.clone()).is_err());
         assert!(env.render_str("{{ nope }}", ctx.clone()).is_err());
         assert_eq!(
@@ -384,10 +264,7 @@ mod tests {
     #[test]
     fn record_without_image_has_only_event() {
         let env = Environment::new();
-        let ctx = Value::from_object(RecordContext {
-            image: None,
-            event: Value::from("x"),
-        });
+        let ctx = Value::from_object(RecordContext::new(None, Value::from("x")));
         assert_eq!(
             env.render_str("{{ event }}{{ user is defined }}", ctx)
                 .unwrap(),

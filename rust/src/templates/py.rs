@@ -288,9 +288,6 @@ pub fn record_context(rec: &StreamRecord) -> Value {
         rec.approximate_creation_time
             .map_or(Value::from(()), Value::from),
     );
-    let image = rec.new_image_map().or(rec.old_image.as_ref()).cloned();
-    Value::from_object(RecordContext {
-        image,
-        event: Value::from_object(event),
-    })
+    let image = rec.new_image_map().or(rec.old_image_map()).cloned();
+    Value::from_object(RecordContext::new(image, Value::from_object(event)))
 }

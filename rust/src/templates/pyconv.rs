@@ -4,8 +4,10 @@
 //! `str`, `int`, `float`, `bool`, `None`, `bytes` map directly; `Decimal`
 //! keeps its exact digits (see `decimal`); `dict`/`Mapping` -> map (insertion
 //! order), `list`/`tuple` -> sequence, `set`/`frozenset` -> sorted sequence
-//! (same as DynamoDB sets on the record path), `datetime`/`date` -> ISO text.
+//! (same as DynamoDB sets on the record path), `datetime`/`date` -> ISO text, objects
+//! with `__bytes__` (boto3's `Binary`) -> bytes.
 //! Anything else is an error naming its path and type.
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
@@ -16,7 +18,7 @@ use pyo3::types::{
     PyTuple, PyType,
 };
 
-use super::decimal::decimal_value;
+use super::decimal::{decimal_value, value_to_dec, DecimalObj};
 use super::error::TplError;
 
 /// Nesting deeper than this is refused (it also stops self-referencing containers).
@@ -44,8 +46,9 @@ impl SmallMap {
         }
     }
 
-    /// Append without checking for an existing key (the caller knows it is new).
-    fn push(&mut self, key: Value, value: Value) {
+    /// Append without checking for an existing key (the caller knows it is new:
+    /// Python dict keys, DynamoDB map keys).
+    pub(crate) fn push(&mut self, key: Value, value: Value) {
         self.entries.push((key, value));
     }
 
@@ -88,7 +91,6 @@ struct PyTypes {
     date: Py<PyType>,
     time: Py<PyType>,
     mapping: Py<PyType>,
-    sorted: PyObject,
 }
 
 static TYPES: GILOnceCell<PyTypes> = GILOnceCell::new();
@@ -107,7 +109,6 @@ fn types(py: Python<'_>) -> PyResult<&PyTypes> {
             date: ty("datetime", "date")?,
             time: ty("datetime", "time")?,
             mapping: ty("collections.abc", "Mapping")?,
-            sorted: py.import("builtins")?.getattr("sorted")?.unbind(),
         })
     })
 }
@@ -210,13 +211,13 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         return seq_value(tup.iter(), tup.len(), depth);
     }
     if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-        // Sorted when the elements are orderable (they are for DynamoDB sets).
-        let items = match t.sorted.bind(py).call1((obj,)) {
-            Ok(sorted) => sorted,
-            Err(_) => PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?.into_any(),
-        };
-        let items = items.downcast_into::<PyList>().map_err(PyErr::from)?;
-        return seq_value(items.iter(), items.len(), depth);
+        // Sorted (sets have no order; DynamoDB sets on the record path sort the same way).
+        let mut items = Vec::new();
+        for (i, item) in obj.try_iter()?.enumerate() {
+            items.push(to_value(&item?, depth + 1).map_err(|e| e.at(i.to_string()))?);
+        }
+        items.sort_by(set_order);
+        return Ok(Value::from(items));
     }
     if let Ok(b) = obj.downcast::<PyBytes>() {
         return Ok(Value::from_bytes(b.as_bytes().to_vec()));
@@ -260,10 +261,29 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         }
         return Ok(Value::from_object(map));
     }
+    // boto3's `Binary` and other bytes-like wrappers.
+    if obj.hasattr("__bytes__")? {
+        let b = obj.call_method0("__bytes__")?;
+        if let Ok(b) = b.downcast::<PyBytes>() {
+            return Ok(Value::from_bytes(b.as_bytes().to_vec()));
+        }
+    }
     Err(ConvError {
         path: Vec::new(),
         problem: format!("unsupported type {}", type_name(obj)),
     })
+}
+
+/// Order of set elements: numbers numerically (exactly, also for `DecimalObj`),
+/// strings by code point, bytes bytewise.
+fn set_order(a: &Value, b: &Value) -> Ordering {
+    let is_obj = |v: &Value| v.downcast_object_ref::<DecimalObj>().is_some();
+    if is_obj(a) || is_obj(b) {
+        if let (Some(x), Some(y)) = (value_to_dec(a), value_to_dec(b)) {
+            return x.cmp_value(&y);
+        }
+    }
+    a.cmp(b)
 }
 
 fn int_value(obj: &Bound<'_, PyAny>) -> Result<Value, ConvError> {
