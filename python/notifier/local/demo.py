@@ -21,9 +21,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any, TextIO
+
+from notifier.local.environ import patched_environ
 
 __all__ = ["add_arguments", "run"]
 
@@ -116,20 +118,6 @@ def _non_negative(text: str) -> int:
 
 
 # --------------------------------------------------------------------------- environment
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _aws_env(endpoint_url: str, region: str) -> dict[str, str]:
@@ -230,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             endpoint_url = stack.enter_context(MotoServer()).endpoint_url
         else:
             endpoint_url = args.endpoint_url.rstrip("/")
-        stack.enter_context(_environment(_aws_env(endpoint_url, args.region)))
+        stack.enter_context(patched_environ(_aws_env(endpoint_url, args.region)))
         summary = _run_pipeline(args, stack, endpoint_url, events, progress, factory)
         summary["endpoint"] = endpoint_url
         summary["embedded"] = embedded
@@ -261,7 +249,7 @@ def _run_pipeline(
 
     resources = provision(region=args.region)
     stack.enter_context(
-        _environment(
+        patched_environ(
             {
                 "NOTIFIER_LEDGER_TABLE": resources.ledger_table,
                 "NOTIFIER_FAILURE_QUEUE_URL": resources.failure_queue_url,

@@ -28,6 +28,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from notifier.local.environ import patched_environ
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -249,17 +251,5 @@ class FaultProxy:
 def sesv2_endpoint(url: str) -> Iterator[None]:
     """Route every botocore/aiobotocore SES client created inside the block to ``url``
     (``AWS_ENDPOINT_URL_SESV2`` and ``AWS_ENDPOINT_URL_SES``)."""
-    import os
-
-    keys = ("AWS_ENDPOINT_URL_SESV2", "AWS_ENDPOINT_URL_SES")
-    saved = {k: os.environ.get(k) for k in keys}
-    for k in keys:
-        os.environ[k] = url
-    try:
+    with patched_environ({"AWS_ENDPOINT_URL_SESV2": url, "AWS_ENDPOINT_URL_SES": url}):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

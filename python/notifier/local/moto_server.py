@@ -6,12 +6,13 @@ the tests exercise the same code paths as production.
 
 from __future__ import annotations
 
-import os
 import socket
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from notifier.local.environ import patched_environ
 
 __all__ = ["LOCAL_CREDENTIALS", "MotoServer", "local_aws_env", "reset", "sent_emails"]
 
@@ -78,14 +79,5 @@ def sent_emails(endpoint_url: str) -> list[dict[str, Any]]:
 @contextmanager
 def local_aws_env(endpoint_url: str) -> Iterator[None]:
     """Point every boto3/aiobotocore client created inside the block at ``endpoint_url``."""
-    saved = {k: os.environ.get(k) for k in [*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL"]}
-    os.environ.update(LOCAL_CREDENTIALS)
-    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
-    try:
+    with patched_environ({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url}):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
