@@ -409,4 +409,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
     width = max(len(k) for k, _ in rows)
     lines = ["notifier demo", "=" * (width + 30)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if s["embedded"]:
+        lines.append(
+            "(speed here is moto's: its TransactWriteItems copies the ledger table per item;"
+            " `make bench` measures notifier itself, see docs/DEMO.md)"
+        )
     return "\n".join(lines)
