@@ -66,7 +66,149 @@ struct Envelope<'a> {
 }
 
 /// [`decode_event_bytes`] for text that is already a `str`.
+///
+/// One pass over the text in the common case ([`decode_event_fast`]); anything
+/// unusual (a malformed envelope, a record that fails) is settled by the
+/// two-pass reference path, so results and error messages are the same.
 pub fn decode_event_str(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
+    match decode_event_fast(text, stop_on_error) {
+        Some(out) => Ok(out),
+        None => decode_event_two_pass(text, stop_on_error),
+    }
+}
+
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while matches!(bytes.get(pos), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Deserialize one `T` starting at `pos` (no leading whitespace); its end offset.
+fn value_at<'de, T: Deserialize<'de>>(text: &'de str, pos: usize) -> Option<(T, usize)> {
+    let rest = text.get(pos..)?;
+    let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+    let value = stream.next()?.ok()?;
+    Some((value, pos + stream.byte_offset()))
+}
+
+/// A record decoded in place; fails (to the slow path) on any error.
+struct FastRecord(Partial);
+
+impl<'de> Deserialize<'de> for FastRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut ctx = Ctx::default();
+        RecordSeed { ctx: &mut ctx }.deserialize(d).map(FastRecord)
+    }
+}
+
+/// Single pass: each record is decoded where it lies in the envelope and its
+/// span is taken from the parser's offset (no `RawValue` pre-scan). `None`
+/// when the envelope is not the plain `{"Records": [...]}` shape or anything
+/// fails to decode: the caller then runs the two-pass path.
+fn decode_event_fast(text: &str, stop_on_error: bool) -> Option<Vec<DecodedRecord>> {
+    let bytes = text.as_bytes();
+    let mut pos = skip_ws(bytes, 0);
+    if bytes.get(pos) != Some(&b'{') {
+        return None;
+    }
+    pos = skip_ws(bytes, pos + 1);
+    let mut out: Option<Vec<DecodedRecord>> = None;
+    if bytes.get(pos) == Some(&b'}') {
+        return None; // no Records: the reference path reports it
+    }
+    loop {
+        let (key, end) = value_at::<&str>(text, pos)?;
+        pos = skip_ws(bytes, end);
+        if bytes.get(pos) != Some(&b':') {
+            return None;
+        }
+        pos = skip_ws(bytes, pos + 1);
+        if key == "Records" {
+            if out.is_some() {
+                return None; // duplicate field
+            }
+            let (records, end) = records_fast(text, pos, stop_on_error)?;
+            out = Some(records);
+            pos = end;
+        } else {
+            let (_, end) = value_at::<IgnoredAny>(text, pos)?;
+            pos = end;
+        }
+        pos = skip_ws(bytes, pos);
+        match bytes.get(pos) {
+            Some(b',') => pos = skip_ws(bytes, pos + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    if skip_ws(bytes, pos + 1) != bytes.len() {
+        return None;
+    }
+    out
+}
+
+/// The `Records` array starting at `pos` (its `[`): the records and the offset after `]`.
+fn records_fast(
+    text: &str,
+    mut pos: usize,
+    stop_on_error: bool,
+) -> Option<(Vec<DecodedRecord>, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(pos) != Some(&b'[') {
+        return None;
+    }
+    pos = skip_ws(bytes, pos + 1);
+    let mut out = Vec::with_capacity(text.len() / 1024 + 1);
+    if bytes.get(pos) == Some(&b']') {
+        return Some((out, pos + 1));
+    }
+    let mut stopped = false;
+    loop {
+        let start = pos;
+        let index = out.len();
+        if stopped {
+            // Records after a failure are not decoded, only checked to be JSON.
+            let (_, end) = value_at::<IgnoredAny>(text, start)?;
+            pos = end;
+        } else {
+            let fast = value_at::<FastRecord>(text, start)
+                .and_then(|(rec, end)| Some((rec.0.finish().ok()?, end)));
+            let (result, end) = match fast {
+                Some((data, end)) => (Ok(data), end),
+                None => {
+                    // The reference decoder gives the exact error (or success).
+                    let (_, end) = value_at::<IgnoredAny>(text, start)?;
+                    let slice = text.get(start..end)?;
+                    let result = decode_record_json(slice).map_err(|error| {
+                        let (event_id, sequence_number) = salvage_ids(slice);
+                        RecordFailure {
+                            error: error.within_index(index).within_key("Records"),
+                            event_id,
+                            sequence_number,
+                        }
+                    });
+                    (result, end)
+                }
+            };
+            stopped = result.is_err() && stop_on_error;
+            out.push(DecodedRecord {
+                raw: start..end,
+                result,
+            });
+            pos = end;
+        }
+        pos = skip_ws(bytes, pos);
+        match bytes.get(pos) {
+            Some(b',') => pos = skip_ws(bytes, pos + 1),
+            Some(b']') => return Some((out, pos + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// The reference path: the envelope first (records as raw slices), then each record.
+fn decode_event_two_pass(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
         DecodeErr::new(format!(
             "not a DynamoDB stream event (expected {{\"Records\": [...]}}): {e}"
@@ -437,6 +579,39 @@ mod tests {
         assert_eq!(text.get(failed.raw.clone()), Some(bad.as_str()));
         let stopped = decode_event_str(&text, true).expect("envelope is fine");
         assert_eq!(stopped.len(), 2);
+    }
+
+    #[test]
+    fn the_single_pass_matches_the_two_pass_decoder() {
+        // GIVEN events with odd spacing, extra fields, bad and good records
+        let bad = RECORD.replace(r#"{"S":"New item!"}"#, r#"{"X":"New item!"}"#);
+        let no_keys = RECORD.replace(r#""Keys":{"Id":{"N":"101"}},"#, "");
+        let cases = [
+            event(&[RECORD, RECORD]),
+            event(&[]),
+            event(&[RECORD, &bad, RECORD]),
+            event(&[&no_keys, RECORD]),
+            format!(
+                " {{ \"x\" : [1, {{}}] ,\n \"Records\" : [ {RECORD} ,\t{bad} ] , \"y\": null }} "
+            ),
+            format!("{{\"Records\":[{RECORD}],\"Records\":[]}}"),
+            format!("{{\"Records\":[{RECORD},]}}"),
+            format!("{{\"Records\":[{bad}, {{]}}"),
+            format!("{{\"Re\\u0063ords\":[{RECORD}]}}"),
+            format!("[[{RECORD}]]"),
+            format!("{{\"Records\":[{RECORD}]}} x"),
+        ];
+        for text in &cases {
+            for stop in [false, true] {
+                // WHEN decoded both ways THEN the outcomes are identical
+                assert_eq!(
+                    decode_event_str(text, stop),
+                    decode_event_two_pass(text, stop),
+                    "{text}"
+                );
+            }
+        }
+        assert!(decode_event_fast(&event(&[RECORD, RECORD]), false).is_some());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! DynamoDB JSON that is already Python (dicts from `json.loads` or a boto3
 //! client): straight to plain Python values (reusing the str objects), or to
 //! [`AttrValue`]s for stream records.
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMapping, PySet,
@@ -76,19 +77,74 @@ fn mapping_items<'py>(obj: &Bound<'py, PyAny>, what: &str) -> Result<Vec<Pair<'p
     Err(bad(format!("expected {what}, found {}", type_name(obj))))
 }
 
+/// True when `obj` is exactly a `dict` (no subclass): a type pointer compare,
+/// cheaper than `PyDict_Check` under the stable ABI.
+fn is_exact_dict(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `obj` is live; only its type pointer is read and compared.
+    unsafe { ffi::Py_TYPE(obj.as_ptr()) == std::ptr::addr_of_mut!(ffi::PyDict_Type) }
+}
+
+/// True when `obj` is exactly a `str` (no subclass).
+pub(crate) fn is_exact_str(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: as in `is_exact_dict`.
+    unsafe { ffi::Py_TYPE(obj.as_ptr()) == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) }
+}
+
+/// The next `(key, value)` of an exact dict at `pos`, as owned references
+/// (so a dict mutated meanwhile cannot free them under us).
+fn dict_next<'py>(
+    dict: &Bound<'py, PyAny>,
+    pos: &mut ffi::Py_ssize_t,
+) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: `dict` is a live dict and `pos` a position we got from PyDict_Next
+    // (CPython bounds-checks it); on success `k` and `v` are valid borrowed
+    // references, which we own (incref) at once.
+    unsafe {
+        if ffi::PyDict_Next(dict.as_ptr(), pos, &mut k, &mut v) == 0 {
+            return None;
+        }
+        let py = dict.py();
+        Some((
+            Bound::from_borrowed_ptr(py, k),
+            Bound::from_borrowed_ptr(py, v),
+        ))
+    }
+}
+
+/// Fast path of [`tag_of`]: an exact one-entry dict whose key is an exact str tag.
+fn tag_of_exact<'py>(obj: &Bound<'py, PyAny>) -> Option<(Tag, Bound<'py, PyAny>)> {
+    if !is_exact_dict(obj) {
+        return None;
+    }
+    // SAFETY: `obj` is a live exact dict.
+    if unsafe { ffi::PyDict_Size(obj.as_ptr()) } != 1 {
+        return None;
+    }
+    let (k, v) = dict_next(obj, &mut 0)?;
+    if !is_exact_str(&k) {
+        return None;
+    }
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: `k` is a live exact str; the returned buffer (owned by `k`, valid
+    // while `k` lives) holds `len` bytes of UTF-8, or is null with an error set.
+    let tag = unsafe {
+        let data = ffi::PyUnicode_AsUTF8AndSize(k.as_ptr(), &mut len);
+        if data.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let len = usize::try_from(len).ok()?;
+        Tag::from_bytes(std::slice::from_raw_parts(data.cast::<u8>(), len))
+    }?;
+    Some((tag, v))
+}
+
 /// The single `(tag, value)` of an AttributeValue mapping.
 fn tag_of<'py>(obj: &Bound<'py, PyAny>) -> Result<(Tag, Bound<'py, PyAny>), Fail> {
-    // Fast path: a one-entry dict with a known str tag.
-    if let Ok(d) = obj.downcast::<PyDict>() {
-        if d.len() == 1 {
-            if let Some((k, v)) = d.iter().next() {
-                if let Ok(name) = k.downcast::<PyString>() {
-                    if let Some(tag) = name.to_str().ok().and_then(Tag::from_name) {
-                        return Ok((tag, v));
-                    }
-                }
-            }
-        }
+    if let Some(found) = tag_of_exact(obj) {
+        return Ok(found);
     }
     let mut items = mapping_items(obj, "an AttributeValue mapping such as {\"S\": \"text\"}")?;
     if items.len() != 1 {
@@ -216,15 +272,20 @@ impl<'py> Deser<'py> {
         let dict = PyDict::new(py);
         let mut tracked = false;
         let mut fill = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> Result<(), Fail> {
-            let name = k.downcast::<PyString>().map_err(|_| {
-                bad(format!(
-                    "attribute names must be str, found {}",
-                    type_name(k)
-                ))
-            })?;
+            let name = if is_exact_str(k) {
+                // SAFETY: just checked to be exactly a str.
+                unsafe { k.downcast_unchecked::<PyString>() }
+            } else {
+                k.downcast::<PyString>().map_err(|_| {
+                    bad(format!(
+                        "attribute names must be str, found {}",
+                        type_name(k)
+                    ))
+                })?
+            };
             match self.value(v, depth) {
                 Ok(pv) => {
-                    tracked = tracked || gc_tracked(&pv);
+                    tracked = tracked || (!is_exact_str(&pv) && gc_tracked(&pv));
                     Ok(dict.set_item(name, pv)?)
                 }
                 Err(e) => {
@@ -232,7 +293,12 @@ impl<'py> Deser<'py> {
                 }
             }
         };
-        if let Ok(d) = obj.downcast::<PyDict>() {
+        if is_exact_dict(obj) {
+            let mut pos: ffi::Py_ssize_t = 0;
+            while let Some((k, v)) = dict_next(obj, &mut pos) {
+                fill(&k, &v)?;
+            }
+        } else if let Ok(d) = obj.downcast::<PyDict>() {
             for (k, v) in d.iter() {
                 fill(&k, &v)?;
             }
@@ -273,7 +339,7 @@ impl<'py> Deser<'py> {
         }
         Ok(match tag {
             Tag::S => {
-                if !v.is_instance_of::<PyString>() {
+                if !is_exact_str(&v) && !v.is_instance_of::<PyString>() {
                     return Err(wrong(tag, "a str", &v));
                 }
                 v

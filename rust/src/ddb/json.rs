@@ -104,6 +104,23 @@ impl Tag {
         }
     }
 
+    /// [`Tag::from_name`] on the tag's UTF-8 bytes.
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Tag> {
+        Some(match b {
+            b"S" => Tag::S,
+            b"N" => Tag::N,
+            b"B" => Tag::B,
+            b"BOOL" => Tag::Bool,
+            b"NULL" => Tag::Null,
+            b"L" => Tag::L,
+            b"M" => Tag::M,
+            b"SS" => Tag::SS,
+            b"NS" => Tag::NS,
+            b"BS" => Tag::BS,
+            _ => return None,
+        })
+    }
+
     pub(crate) fn from_name(s: &str) -> Option<Tag> {
         Some(match s {
             "S" => Tag::S,
