@@ -12,7 +12,7 @@ PYLIBDIR = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_confi
 RUST_SRC := Cargo.toml $(shell find rust -name '*.rs' 2>/dev/null)
 PY_META  := pyproject.toml
 
-.PHONY: setup build demo test test-rust test-python lint bench fmt clean
+.PHONY: setup build demo test test-rust test-python lint bench bench-ci fmt clean
 
 setup: $(VENV)/.built
 
@@ -48,8 +48,17 @@ lint: setup
 	$(BIN)/python -m mypy.stubtest notifier._core --allowlist .ci/stubtest-allowlist
 
 bench: setup
+	mkdir -p .benchmarks
 	$(BIN)/python -m pytest benches -q --benchmark-only --benchmark-json=.benchmarks/latest.json --benchmark-columns=mean,median,ops,rounds
 	$(BIN)/python benches/report.py .benchmarks/latest.json
+	$(BIN)/python benches/check_ratios.py .benchmarks/latest.json
+
+# CI gate: a quick run of only the groups tracked in benches/ratios.toml, then the floors.
+bench-ci: setup
+	mkdir -p .benchmarks
+	$(BIN)/python -m pytest benches/test_send.py benches/test_ledger.py benches/test_handler.py -q --benchmark-only --bench-quick --benchmark-json=.benchmarks/ci.json --benchmark-columns=mean,rounds
+	$(BIN)/python benches/report.py .benchmarks/ci.json
+	$(BIN)/python benches/check_ratios.py .benchmarks/ci.json
 
 fmt:
 	cargo fmt

@@ -2,11 +2,12 @@
 
 - ``powertools-boto3-jinja2``: the baseline (``baseline_handler.py``); it is handed the event as
   a dict parsed by ``simplejson.loads`` inside the measurement, as awslambdaric does.
-- ``notifier``: ``notifier.handler.build_handler()`` with the fast clients injected:
-  ``notifier.aws.SESv2Client`` as ``sesv2`` and ``notifier.aws.DynamoDBClient`` as
-  ``dynamodb`` (the ledger); handed the raw event bytes (the custom runtime path).
-- ``notifier-aiobotocore-ledger``: the fast SES client only; the ledger on aiobotocore.
-- ``notifier-aiobotocore``: the handler with its default aiobotocore clients throughout.
+- ``notifier``: ``notifier.handler.build_handler()`` as deployed (``NOTIFIER_AWS_CLIENTS``
+  unset = ``fast``: ``notifier.aws.SESv2Client`` for SES, ``notifier.aws.DynamoDBClient`` for
+  the ledger); handed the raw event bytes (the custom runtime path).
+- ``notifier-aiobotocore-ledger``: ``aiobotocore`` mode with the fast SES client injected:
+  the ledger on aiobotocore.
+- ``notifier-aiobotocore``: ``aiobotocore`` mode: aiobotocore clients throughout.
 
 The notifier variants run only once ``notifier.handler`` (and the decoder and templates it
 uses) exist in this tree.
@@ -76,19 +77,24 @@ def build(lib: str) -> Built:
         baseline = build_baseline_handler()
         return Built(lambda raw: baseline(simplejson.loads(raw), ctx), lambda: None)
 
-    from notifier.handler import build_handler
+    import dataclasses
 
-    if lib == NOTIFIER_SDK:
+    from notifier.handler import build_handler
+    from notifier.settings import Settings
+
+    if lib == NOTIFIER:
         handler = build_handler()
         return Built(lambda raw: handler(raw, ctx), handler.close)
+    sdk = dataclasses.replace(Settings.from_env(), aws_clients="aiobotocore")
+    if lib == NOTIFIER_SDK:
+        handler = build_handler(sdk)
+        return Built(lambda raw: handler(raw, ctx), handler.close)
 
-    from notifier.aws import DynamoDBClient, SESv2Client
+    from notifier.aws import SESv2Client
 
     loop = asyncio.new_event_loop()
     clients: dict[str, Any] = {"sesv2": SESv2Client(max_connections=64)}
-    if lib == NOTIFIER:
-        clients["dynamodb"] = DynamoDBClient(max_connections=64)
-    handler = build_handler(clients=clients, loop=loop)
+    handler = build_handler(sdk, clients=clients, loop=loop)
 
     def close() -> None:
         for client in clients.values():

@@ -98,9 +98,12 @@ def build_handler(
 ) -> Handler:
     """Build a Handler: config validated, templates loaded, clients opened, once.
 
-    ``clients`` injects pre-built clients by service name (``"sesv2"``, e.g. the fast SES
-    client); ``channels`` injects ready channel objects by config name (tests use this to hold
-    a ``MemoryChannel``); ``hot_path`` replaces ``(decode, render)`` (default: the Rust decoder
+    ``clients`` injects pre-built clients by service name (``"sesv2"``, ``"dynamodb"``,
+    ``"sqs"``, ``"ses"``); the rest are built per ``settings.aws_clients``: ``"fast"`` (default)
+    uses ``notifier.aws.SESv2Client`` for the email channels and ``notifier.aws.DynamoDBClient``
+    for the ledger, ``"aiobotocore"`` aiobotocore clients; SQS is always aiobotocore.
+    ``channels`` injects ready channel objects by config name (tests use this to hold a
+    ``MemoryChannel``); ``hot_path`` replaces ``(decode, render)`` (default: the Rust decoder
     ``decode_stream_event(..., errors="collect")`` and ``TemplateSet.render_records``).
     Raises ``ConfigError`` for an unusable config.
     """
@@ -148,7 +151,15 @@ async def _build(
     if settings.endpoint_url:
         client_kwargs["endpoint_url"] = settings.endpoint_url
     pool = max(10, settings.max_concurrency)
-    ddb = clients.get("dynamodb") or await stack.enter_async_context(
+    ddb = clients.get("dynamodb")
+    if ddb is None and settings.aws_clients == "fast":
+        from notifier.aws import DynamoDBClient
+
+        ddb = DynamoDBClient(
+            region_name=settings.region, endpoint_url=settings.endpoint_url, max_connections=pool
+        )
+        stack.push_async_callback(ddb.close)
+    ddb = ddb or await stack.enter_async_context(
         session.create_client(
             "dynamodb",
             config=AioConfig(max_pool_connections=pool, retries={"mode": "standard"}),
@@ -177,6 +188,8 @@ async def _build(
             unknown_outcome=delivery.unknown_outcome,
             clients=clients,
             max_send_rate=settings.max_send_rate,
+            aws_clients=settings.aws_clients,
+            configuration_set=settings.configuration_set,
         )
         built[name] = await build_channel(ctx)
     return Pipeline(

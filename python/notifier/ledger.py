@@ -106,9 +106,14 @@ class Ledger:
         ttl_seconds: int = 7 * 86_400,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        max_claims_in_flight: int = 16,
     ) -> None:
         self.client = client
         self.table = table
+        #: TransactWriteItems calls of one ``claim()`` in flight at once: each call's request
+        #: (100 items of nested dicts, then its JSON) is built only when it may start, so a
+        #: 10,000-record batch does not hold 100 requests in memory at once.
+        self.max_claims_in_flight = max(1, max_claims_in_flight)
         self.ttl_seconds = ttl_seconds
         self.backoff = backoff or Backoff(max_attempts=6, base_s=0.02, cap_s=1.0)
         self.clock = clock
@@ -135,9 +140,15 @@ class Ledger:
             raise ValueError("claim() needs distinct keys")
         results: dict[str, ClaimResult] = {}
         chunks = [keys[i : i + _TRANSACT_MAX] for i in range(0, len(keys), _TRANSACT_MAX)]
-        for part in await asyncio.gather(
-            *(self._claim_chunk(c, owner, lease_until, deadline, takeover_unknown) for c in chunks)
-        ):
+        slots = asyncio.Semaphore(self.max_claims_in_flight)
+
+        async def bounded(chunk: Sequence[str]) -> dict[str, ClaimResult]:
+            async with slots:
+                return await self._claim_chunk(
+                    chunk, owner, lease_until, deadline, takeover_unknown
+                )
+
+        for part in await asyncio.gather(*(bounded(c) for c in chunks)):
             results.update(part)
         return results
 

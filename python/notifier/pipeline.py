@@ -92,6 +92,9 @@ class Pipeline:
     default_sender: str
     owner_prefix: str
     clock: Callable[[], float] = time.time
+    #: Claimed notifications are rendered, fenced (SENDING) and sent this many at a time, so
+    #: only one chunk's rendered bodies are alive at once (peak memory on large batches).
+    chunk_size: int = 512
     _router: Router = field(init=False)
     _batches: int = field(default=0, init=False)
 
@@ -120,19 +123,24 @@ class Pipeline:
     async def run(self, event: Any, context: Any) -> BatchReport:
         batch = self._start(context)
         decoded = self.decode(event)
-        batch.stats["records"] = len(decoded)
+        n_records = batch.stats["records"] = len(decoded)
         owners = self._route(decoded, batch)
+        del decoded  # records live on only in what was routed
         to_send = await self._claim(owners, batch)
-        if to_send:
-            await self._send(self._render(to_send, batch), batch)
+        owners.clear()
+        size = max(1, self.chunk_size)
+        while to_send:
+            chunk, to_send = to_send[:size], to_send[size:]
+            await self._send(self._render(chunk, batch), batch)
+            del chunk  # its records and rendered bodies go now
         if batch.poisons:
             await self._dead_letter(batch)
         await self._finish(batch)
         failures = [s for i in sorted(batch.transient) if (s := batch.seq.get(i))]
         batch.stats["failed_transient"] = len(batch.transient)
-        if decoded and len(batch.transient) == len(decoded):
+        if n_records and len(batch.transient) == n_records:
             raise BatchFailedError(
-                f"all {len(decoded)} records failed transiently; the batch will be retried",
+                f"all {n_records} records failed transiently; the batch will be retried",
                 batch.stats,
             )
         return BatchReport(failures=failures, stats=batch.stats)

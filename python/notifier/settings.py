@@ -13,6 +13,11 @@ names of the resources and the knobs an operator sets per deployment:
 - ``NOTIFIER_SENDER``: default sender (default ``notifications@example.com``).
 - ``NOTIFIER_MAX_CONCURRENCY``: concurrent sends per batch (default 64).
 - ``NOTIFIER_MAX_SEND_RATE``: sends/s for email channels, overriding the account's rate.
+- ``NOTIFIER_AWS_CLIENTS``: ``fast`` (default: the SES send and the ledger go through
+  ``notifier.aws``'s hand-signed clients) or ``aiobotocore`` (every call through aiobotocore).
+  SQS and SES quota reads always use aiobotocore.
+- ``NOTIFIER_SES_CONFIGURATION_SET``: default SES configuration set of email channels (a
+  channel's own ``configuration_set`` option wins).
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["AWS_CLIENT_MODES", "Settings", "SettingsError"]
+
+#: Values of ``NOTIFIER_AWS_CLIENTS``.
+AWS_CLIENT_MODES = ("fast", "aiobotocore")
 
 
 class SettingsError(ValueError):
@@ -47,6 +55,17 @@ class Settings:
     max_concurrency: int = 64
     #: Overrides every email channel's send rate (``NOTIFIER_MAX_SEND_RATE``, sends/s).
     max_send_rate: float | None = None
+    #: ``"fast"`` (notifier.aws clients for the SES send and the ledger) or ``"aiobotocore"``.
+    aws_clients: str = "fast"
+    #: Default ``configuration_set`` of email channels (``NOTIFIER_SES_CONFIGURATION_SET``).
+    configuration_set: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.aws_clients not in AWS_CLIENT_MODES:
+            raise SettingsError(
+                f"NOTIFIER_AWS_CLIENTS must be one of {', '.join(AWS_CLIENT_MODES)}, "
+                f"got {self.aws_clients!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +101,6 @@ class Settings:
             sender=env.get("NOTIFIER_SENDER") or "notifications@example.com",
             max_concurrency=concurrency,
             max_send_rate=rate,
+            aws_clients=(env.get("NOTIFIER_AWS_CLIENTS") or "fast").strip().lower(),
+            configuration_set=env.get("NOTIFIER_SES_CONFIGURATION_SET") or None,
         )

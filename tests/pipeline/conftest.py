@@ -100,12 +100,13 @@ def make_handler(
 ) -> Iterator[Callable[..., Handler]]:
     built: list[Handler] = []
 
-    def make(config: Path | None = None, **kwargs: Any) -> Handler:
+    def make(config: Path | None = None, *, aws_clients: str = "fast", **kwargs: Any) -> Handler:
         settings = Settings(
             config_path=str(config or write_config()),
             templates_dir=str(TEMPLATES),
             failure_queue_url=provisioned["queue_url"],
             max_concurrency=16,
+            aws_clients=aws_clients,
         )
         h = build_handler(settings, **kwargs)
         built.append(h)

@@ -157,7 +157,8 @@ def test_throttling_and_5xx_at_a_fixed_rate_still_yield_exactly_n(
     provisioned: dict[str, str],
 ) -> None:
     # GIVEN every 3rd SES call answered 429 or 503 or timing out before it reached SES
-    handler = make_handler()
+    # (injected through botocore's event hooks: aiobotocore clients)
+    handler = make_handler(aws_clients="aiobotocore")
     seen = _inject(handler, 3, ["429", "503", "timeout"])
     event = stream_event(30)
     # WHEN the batch is handled
@@ -176,7 +177,7 @@ def test_unknown_outcomes_follow_the_policy(
     provisioned: dict[str, str],
 ) -> None:
     # GIVEN "assume_sent" and every 4th send timing out after the request left
-    handler = make_handler(write_config(unknown_outcome="assume_sent"))
+    handler = make_handler(write_config(unknown_outcome="assume_sent"), aws_clients="aiobotocore")
     _inject(handler, 4, ["timeout"])
     event = stream_event(12)
     # WHEN handled
@@ -195,8 +196,9 @@ def test_deadline_mid_batch_reports_everything_not_done(
     stream_event: Callable[..., Any],
     provisioned: dict[str, str],
 ) -> None:
-    # GIVEN SES that answers 10 sends and then hangs, and a context with 4 s left
-    handler = make_handler(write_config(margin_ms=300))
+    # GIVEN SES that answers 10 sends and then hangs (a botocore hook: aiobotocore clients),
+    # and a context with 4 s left
+    handler = make_handler(write_config(margin_ms=300), aws_clients="aiobotocore")
     calls = itertools.count(1)
 
     async def hang_after_ten(**_: Any) -> None:
@@ -235,8 +237,8 @@ def test_all_records_failing_transiently_raises_for_a_whole_batch_retry(
     stream_event: Callable[..., Any],
     provisioned: dict[str, str],
 ) -> None:
-    # GIVEN SES answering 503 to everything, 2 attempts per message
-    handler = make_handler()
+    # GIVEN SES answering 503 to everything (a botocore hook), 2 attempts per message
+    handler = make_handler(aws_clients="aiobotocore")
     _inject(handler, 1, ["503"])
     # WHEN a batch is handled THEN the handler raises so Lambda retries the batch
     with pytest.raises(BatchFailedError):

@@ -1,8 +1,12 @@
-"""The fast AWS send path: SESv2 ``SendEmail`` signed and sent without botocore's per-call cost.
+"""The fast AWS clients: the hot calls signed and sent without botocore's per-call cost.
 
-aiobotocore stays the supported client for everything else (DynamoDB, SQS, SES quota reads);
-this package covers only the hot call, with botocore's credentials, signature, body bytes and
-error codes (tested for equality against botocore itself).
+``SESv2Client`` (``SendEmail``) and ``DynamoDBClient`` (the ledger's item writes and reads) keep
+botocore's credentials, signature, body bytes and error codes (tested for equality against
+botocore itself) and send over :mod:`notifier.aws.rawhttp`, a minimal keep-alive HTTP/1.1
+client. They are the handler's default (``NOTIFIER_AWS_CLIENTS=fast``). The trade-off: no
+parameter validation, hooks, endpoint rulesets beyond the standard regional ones, or SDK retries
+for SES (the channel retries); ``NOTIFIER_AWS_CLIENTS=aiobotocore`` switches back, and
+aiobotocore stays the supported client for everything else (SQS, SES quota reads, tools).
 """
 
 from notifier.aws.dynamodb import DynamoDBClient

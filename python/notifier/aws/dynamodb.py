@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from notifier.aws.endpoint import resolve_region
 from notifier.aws.errors import RequestNotSentError
+from notifier.aws.rawhttp import RawHttpTransport
 from notifier.aws.responses import response_metadata
 from notifier.aws.sigv4 import CredentialSource, SigV4Signer
 from notifier.aws.transport import HttpTransport
@@ -192,6 +193,7 @@ class DynamoDBClient:
         max_attempts: int = 3,
         body_encoding: Literal["botocore", "compact"] = "compact",
         clock: Callable[[], float] = time.time,
+        transport: Literal["raw", "aiohttp"] = "raw",
     ) -> None:
         if session is None:
             import botocore.session
@@ -221,7 +223,8 @@ class DynamoDBClient:
         else:
             self._dumps = lambda o: _compat_dumps(o).encode("utf-8")
         self.max_attempts = max(1, max_attempts)
-        self._transport = HttpTransport(
+        transport_class = RawHttpTransport if transport == "raw" else HttpTransport
+        self._transport: RawHttpTransport | HttpTransport = transport_class(
             self.endpoint_url,
             max_connections=max_connections,
             connect_timeout=connect_timeout,

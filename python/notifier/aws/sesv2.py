@@ -18,8 +18,10 @@ parameter comes back from the service as ``BadRequestException`` instead of boto
 retries: one attempt per call; throttling (429) and 5xx are raised for the caller's retry
 policy (token bucket, backoff, deadline). ``EndpointId`` (multi-region, SigV4a) is refused.
 
-Transport: one ``aiohttp.ClientSession`` with a bounded keep-alive connection pool, created
-on first use inside the running loop and bound to it (like aiobotocore clients); close it with
+Transport: a bounded pool of keep-alive HTTP/1.1 connections (:mod:`notifier.aws.rawhttp`,
+about a third of aiohttp's CPU per request; ``transport="aiohttp"`` selects an
+``aiohttp.ClientSession`` instead), opened on first use inside the running loop and bound to
+it (like aiobotocore clients); close it with
 ``await client.close()`` or ``async with``. Connection failures are typed by whether the
 request could have reached the service: :class:`~notifier.aws.errors.RequestNotSentError`
 (connect failed) vs :class:`~notifier.aws.errors.OutcomeUnknownError` (the connection broke or
@@ -35,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from notifier.aws.endpoint import SIGNING_NAME, resolve_region, resolve_sesv2_endpoint
+from notifier.aws.rawhttp import RawHttpTransport
 from notifier.aws.responses import parse_error, response_metadata
 from notifier.aws.sigv4 import CredentialSource, SigV4Signer
 from notifier.aws.transport import HttpTransport
@@ -118,7 +121,9 @@ class SESv2Client:
     (pool bound, default 64), ``connect_timeout`` / ``read_timeout`` seconds, ``keepalive_timeout``
     (seconds an idle connection is kept; keep it below the server's idle timeout),
     ``body_encoding`` (``"compact"``, the default, or ``"botocore"`` for byte-identical bodies;
-    see :data:`BodyEncoding`), ``clock`` (epoch seconds, for tests).
+    see :data:`BodyEncoding`), ``clock`` (epoch seconds, for tests), ``transport`` (``"raw"``,
+    the default: :class:`~notifier.aws.rawhttp.RawHttpTransport`; ``"aiohttp"``:
+    :class:`~notifier.aws.transport.HttpTransport`).
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class SESv2Client:
         keepalive_timeout: float = 15.0,
         body_encoding: BodyEncoding = "compact",
         clock: Callable[[], float] = time.time,
+        transport: Literal["raw", "aiohttp"] = "raw",
     ) -> None:
         if session is None:
             import botocore.session
@@ -158,7 +164,8 @@ class SESv2Client:
             self._dumps: Callable[[Any], bytes] = orjson.dumps
         else:
             self._dumps = lambda obj: _dumps(obj).encode("utf-8")
-        self._transport = HttpTransport(
+        transport_class = RawHttpTransport if transport == "raw" else HttpTransport
+        self._transport: RawHttpTransport | HttpTransport = transport_class(
             self.endpoint_url,
             max_connections=max_connections,
             connect_timeout=connect_timeout,

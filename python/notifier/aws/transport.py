@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
 
 from notifier.aws.errors import OutcomeUnknownError, RequestNotSentError
 
@@ -39,6 +41,8 @@ class HttpTransport:
             total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._http: aiohttp.ClientSession | None = None
+        #: Parsed URLs by text: aiohttp parses a ``str`` URL on every request.
+        self._urls: dict[str, URL] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -51,6 +55,7 @@ class HttpTransport:
             timeout=self._timeout,
             # No Accept-Encoding: AWS answers small JSON; identity saves a decompressor per call.
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            auto_decompress=False,
         )
         return self._http
 
@@ -65,8 +70,11 @@ class HttpTransport:
     ) -> tuple[int, Mapping[str, str], bytes]:
         """(status, headers, body) of the response; transport failures typed (see module)."""
         http = self._http or self._open()
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = URL(url, encoded=True)
         try:
-            async with http.post(url, data=body, headers=headers) as resp:
+            async with http.post(parsed, data=body, headers=CIMultiDict(headers)) as resp:
                 payload = await resp.read()
                 return resp.status, resp.headers, payload
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:

@@ -44,6 +44,10 @@ class ChannelContext:
     clients: Mapping[str, Any] = field(default_factory=dict)
     #: Deployment override of the send rate (``NOTIFIER_MAX_SEND_RATE``).
     max_send_rate: float | None = None
+    #: ``"fast"`` (``notifier.aws`` clients for the hot calls) or ``"aiobotocore"``.
+    aws_clients: str = "fast"
+    #: Deployment default SES configuration set (``NOTIFIER_SES_CONFIGURATION_SET``).
+    configuration_set: str | None = None
 
 
 Factory = Callable[[ChannelContext], Awaitable[Channel]]

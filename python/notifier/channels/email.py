@@ -1,9 +1,10 @@
 """Email through Amazon SES v2 ``SendEmail`` (Simple content: subject, text, html).
 
-The SES client is injected: an aiobotocore ``sesv2`` client, or any object with the same
-``async send_email(**kwargs) -> {"MessageId": ...}`` that raises botocore ``ClientError`` with
-SES's error codes (e.g. the fast client in ``notifier.aws``). The channel builds the request
-and classifies the outcome; retries, rate limit and concurrency come from
+The SES client is injected or built per the deployment's ``aws_clients`` mode: the fast
+``notifier.aws.SESv2Client`` (default) or an aiobotocore ``sesv2`` client; or any object with
+the same ``async send_email(**kwargs) -> {"MessageId": ...}`` that raises botocore
+``ClientError`` with SES's error codes. The channel builds the request and classifies the
+outcome; retries, rate limit and concurrency come from
 :class:`~notifier.channels.base.ConcurrentChannel`.
 
 Classification (SESv2 SendEmail errors, plus transport failures):
@@ -181,7 +182,22 @@ async def build_email_channel(ctx: Any) -> EmailChannel:
         raise ConfigError(f"channels.{ctx.name}: {exc}") from exc
     if options.max_send_rate < 0 or options.fallback_send_rate <= 0:
         raise ConfigError(f"channels.{ctx.name}: send rates must be positive")
+    if not options.configuration_set and ctx.configuration_set:
+        options = msgspec.structs.replace(options, configuration_set=ctx.configuration_set)
     client = ctx.clients.get("sesv2")
+    if client is None and ctx.aws_clients == "fast":
+        from notifier.aws import SESv2Client
+
+        # One attempt per call, as below: retries are the channel's.
+        fast = SESv2Client(
+            region_name=ctx.client_kwargs.get("region_name"),
+            endpoint_url=ctx.client_kwargs.get("endpoint_url"),
+            max_connections=max(10, ctx.concurrency),
+            connect_timeout=3,
+            read_timeout=10,
+        )
+        ctx.stack.push_async_callback(fast.close)
+        client = fast
     if client is None:
         from aiobotocore.config import AioConfig
 
