@@ -116,9 +116,105 @@ fn format_moment(
     let items = parsed_format(fmt)?;
     let local = moment.with_timezone(&zone);
     let mut out = String::with_capacity(fmt.len() + 16);
-    write!(out, "{}", local.format_with_items(items.iter()))
-        .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
+    if !format_fast(&mut out, &local, &items) {
+        out.clear();
+        write!(out, "{}", local.format_with_items(items.iter()))
+            .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
+    }
     Ok(out)
+}
+
+const SHORT_MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const LONG_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const SHORT_WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Format the strftime items notifications use straight into `out`, as
+/// chrono would. chrono's `format_with_items` renders the zone name to a new
+/// String up front (for `%Z`, needed or not) and goes through `fmt::write`
+/// for every item; this writes directly. Returns false for an item it does
+/// not handle (the caller then formats with chrono).
+fn format_fast(out: &mut String, t: &DateTime<Tz>, items: &[Item<'static>]) -> bool {
+    use chrono::format::{Fixed, Numeric, Pad};
+    use chrono::{Datelike, Timelike};
+
+    fn two(out: &mut String, v: u32, pad: Pad) {
+        let tens = v / 10;
+        match (tens, pad) {
+            (0, Pad::None) => {}
+            (0, Pad::Space) => out.push(' '),
+            _ => out.push(char::from(b'0' + (tens % 10) as u8)),
+        }
+        out.push(char::from(b'0' + (v % 10) as u8));
+    }
+
+    for item in items {
+        match item {
+            Item::Literal(s) | Item::Space(s) => out.push_str(s),
+            Item::OwnedLiteral(s) | Item::OwnedSpace(s) => out.push_str(s),
+            Item::Numeric(spec, pad) => match spec {
+                Numeric::Year => {
+                    let y = t.year();
+                    if !(1000..=9999).contains(&y) {
+                        return false;
+                    }
+                    two(out, (y / 100) as u32, Pad::Zero);
+                    two(out, (y % 100) as u32, Pad::Zero);
+                }
+                Numeric::Month => two(out, t.month(), *pad),
+                Numeric::Day => two(out, t.day(), *pad),
+                Numeric::Hour => two(out, t.hour(), *pad),
+                Numeric::Hour12 => two(out, t.hour12().1, *pad),
+                Numeric::Minute => two(out, t.minute(), *pad),
+                // chrono shows a leap second as 60.
+                Numeric::Second => two(out, t.second() + t.nanosecond() / 1_000_000_000, *pad),
+                _ => return false,
+            },
+            Item::Fixed(spec) => match spec {
+                Fixed::ShortMonthName => out.push_str(SHORT_MONTHS[t.month0() as usize % 12]),
+                Fixed::LongMonthName => out.push_str(LONG_MONTHS[t.month0() as usize % 12]),
+                Fixed::ShortWeekdayName => {
+                    out.push_str(SHORT_WEEKDAYS[t.weekday().num_days_from_monday() as usize % 7])
+                }
+                Fixed::LongWeekdayName => {
+                    out.push_str(LONG_WEEKDAYS[t.weekday().num_days_from_monday() as usize % 7])
+                }
+                Fixed::UpperAmPm => out.push_str(if t.hour() < 12 { "AM" } else { "PM" }),
+                Fixed::LowerAmPm => out.push_str(if t.hour() < 12 { "am" } else { "pm" }),
+                Fixed::TimezoneName => {
+                    if write!(out, "{}", t.offset()).is_err() {
+                        return false;
+                    }
+                }
+                _ => return false,
+            },
+            Item::Error => return false,
+        }
+    }
+    true
 }
 
 /// Parsed strftime formats, per thread: templates use a handful of formats,
@@ -610,6 +706,61 @@ mod tests {
             assert!(
                 err.to_string().contains("unknown keyword argument"),
                 "{src}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_datetime_formatting_matches_chrono() {
+        let formats = [
+            "%Y-%m-%d %H:%M",
+            "%b %-d, %Y %H:%M %Z",
+            "%b %-d, %Y",
+            "%A %e %B %Y, %I:%M:%S %p %P",
+            "%a %_m/%_d %-H:%-M:%-S %y %j %z %3f",
+            "%d.%m.%Y %H:%M",
+            "100%% %Z",
+        ];
+        let zones = [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ];
+        let moments = [
+            0_i64,
+            951_782_400,
+            1_767_225_600,
+            1_711_846_800,
+            1_730_000_000,
+            -86_400 * 365 * 1000,
+            253_402_300_799 + 86_400,
+        ];
+        for fmt in formats {
+            let items = parsed_format(fmt).unwrap();
+            for zone in zones {
+                let tz = Tz::from_str(zone).unwrap();
+                for secs in moments {
+                    let t = DateTime::from_timestamp(secs, 0)
+                        .unwrap()
+                        .with_timezone(&tz);
+                    let want = t.format_with_items(items.iter()).to_string();
+                    let mut got = String::new();
+                    if format_fast(&mut got, &t, &items) {
+                        assert_eq!(got, want, "{fmt} {zone} {secs}");
+                    }
+                }
+            }
+        }
+        // The notification formats never fall back.
+        let t = DateTime::from_timestamp(1_767_225_600, 0)
+            .unwrap()
+            .with_timezone(&Tz::Europe__Berlin);
+        for fmt in ["%b %-d, %Y %H:%M %Z", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M"] {
+            assert!(
+                format_fast(&mut String::new(), &t, &parsed_format(fmt).unwrap()),
+                "{fmt}"
             );
         }
     }
