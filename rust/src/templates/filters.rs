@@ -24,6 +24,7 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("number", number);
     env.add_filter("truncate", truncate);
     env.add_filter("title", title);
+    env.add_filter("sort", sort);
     env.add_filter("int", int);
     env.add_filter("float", float);
     env.add_filter("round", round);
@@ -490,6 +491,43 @@ fn title(value: &Value) -> String {
     out
 }
 
+// -------------------------------------------------------------------- sort
+
+/// MiniJinja's `sort`, with a shortcut: a list of lower-case ASCII strings
+/// already in order (DynamoDB string sets arrive sorted, so `tags|sort` is the
+/// common case) is returned as it is. For such strings MiniJinja's default
+/// case-insensitive order is plain byte order, and a stable sort of a sorted
+/// list keeps it unchanged. Anything else goes to MiniJinja's `sort`.
+fn sort(state: &State, value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    if kwargs.args().next().is_none()
+        && value.kind() == ValueKind::Seq
+        && is_sorted_lower_ascii(&value)
+    {
+        return Ok(value);
+    }
+    minijinja::filters::sort(state, value, kwargs)
+}
+
+fn is_sorted_lower_ascii(seq: &Value) -> bool {
+    let Ok(items) = seq.try_iter() else {
+        return false;
+    };
+    let mut prev: Option<Value> = None;
+    for item in items {
+        let Some(s) = item.as_str() else {
+            return false;
+        };
+        if s.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+            return false;
+        }
+        if prev.as_ref().and_then(Value::as_str).is_some_and(|p| p > s) {
+            return false;
+        }
+        prev = Some(item);
+    }
+    true
+}
+
 // ------------------------------------------ numeric filters, decimal-aware
 
 fn as_decimal(value: &Value) -> Option<&DecimalObj> {
@@ -763,5 +801,38 @@ mod tests {
                 "{fmt}"
             );
         }
+    }
+
+    #[test]
+    fn sort_shortcut_agrees_with_minijinja() {
+        let lists: [&[&str]; 7] = [
+            &[],
+            &["remote", "urgent"],
+            &["urgent", "remote"],
+            &["a", "a", "b"],
+            &["b", "A", "a"],
+            &["Zed", "alpha"],
+            &["éclair", "eclair", "zoo"],
+        ];
+        let mut plain = Environment::new();
+        plain.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for list in lists {
+            for src in [
+                "{{ v|sort }}",
+                "{{ v|sort(reverse=true) }}",
+                "{{ v|sort|join(',') }}",
+            ] {
+                let ctx = context! { v => list };
+                assert_eq!(
+                    render(src, ctx.clone()),
+                    plain.render_str(src, ctx).unwrap(),
+                    "{src} {list:?}"
+                );
+            }
+        }
+        assert_eq!(render("{{ [3, 1, 2]|sort }}", context! {}), "[1, 2, 3]");
+        assert!(is_sorted_lower_ascii(&Value::from(vec!["a", "b"])));
+        assert!(!is_sorted_lower_ascii(&Value::from(vec!["b", "a"])));
+        assert!(!is_sorted_lower_ascii(&Value::from(vec!["A", "b"])));
     }
 }
