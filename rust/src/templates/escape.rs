@@ -10,19 +10,30 @@ use minijinja::value::{Value, ValueKind};
 use minijinja::{escape_formatter, AutoEscape, Error, Output, State};
 
 /// The environment's output formatter (see the module docs).
+///
+/// Strings (most of what a notification prints) are written directly: in text
+/// templates and for safe strings as they are, in HTML through `write_escaped`.
+/// MiniJinja's default formatter goes through `Display` and `fmt::write` for
+/// every value, which cost more than the copy itself.
 pub fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
-    if state.auto_escape() != AutoEscape::Html || value.is_safe() {
+    let mode = state.auto_escape();
+    if let Some(s) = value.as_str() {
+        match mode {
+            AutoEscape::None => return out.write_str(s).map_err(Error::from),
+            AutoEscape::Html if value.is_safe() => return out.write_str(s).map_err(Error::from),
+            AutoEscape::Html => return write_escaped(out, s),
+            _ => return escape_formatter(out, state, value),
+        }
+    }
+    if mode != AutoEscape::Html || value.is_safe() {
         return escape_formatter(out, state, value);
     }
-    match value.as_str() {
-        Some(s) => write_escaped(out, s),
-        None => match value.kind() {
-            // Numbers, booleans and none render without special characters.
-            ValueKind::Number | ValueKind::Bool | ValueKind::None => {
-                escape_formatter(out, state, value)
-            }
-            _ => write_escaped(out, &value.to_string()),
-        },
+    match value.kind() {
+        // Numbers, booleans and none render without special characters.
+        ValueKind::Number | ValueKind::Bool | ValueKind::None => {
+            escape_formatter(out, state, value)
+        }
+        _ => write_escaped(out, &value.to_string()),
     }
 }
 

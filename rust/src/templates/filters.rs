@@ -6,7 +6,6 @@
 //! and the `number` test. MiniJinja's built-ins (`default`, `urlencode`,
 //! `join`, `length`, `upper`, ...) stay as they are.
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -14,7 +13,7 @@ use std::str::FromStr;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::value::{ArgType, Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::decimal::{dec_value, value_to_dec, Dec, DecimalObj};
@@ -25,6 +24,7 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("number", number);
     env.add_filter("truncate", truncate);
     env.add_filter("title", title);
+    env.add_filter("sort", sort);
     env.add_filter("int", int);
     env.add_filter("float", float);
     env.add_filter("round", round);
@@ -34,6 +34,37 @@ pub fn register(env: &mut Environment<'_>) {
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// Check keyword arguments against the names a filter knows, in one pass.
+///
+/// MiniJinja's `Kwargs::get` records each read name in a `HashSet<String>`
+/// (an allocation and a SipHash per name, even for names not passed) for
+/// `assert_all_used`; with several filter calls per notification that
+/// bookkeeping cost more than some filters themselves. Filters here validate
+/// the passed names up front and then read only those present (`kw`).
+fn check_kwargs(kwargs: &Kwargs, known: &[&str]) -> Result<(), Error> {
+    for key in kwargs.args() {
+        if !known.contains(&key) {
+            return Err(Error::new(
+                ErrorKind::TooManyArguments,
+                format!("unknown keyword argument '{key}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An optional keyword argument (after `check_kwargs`), without bookkeeping.
+fn kw<'a, T>(kwargs: &'a Kwargs, key: &'a str) -> Result<Option<T>, Error>
+where
+    Option<T>: ArgType<'a, Output = Option<T>>,
+{
+    if kwargs.has(key) {
+        kwargs.peek::<Option<T>>(key)
+    } else {
+        Ok(None)
+    }
 }
 
 // ---------------------------------------------------------------- datetime
@@ -46,8 +77,8 @@ const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d";
 /// zone (IANA name, default UTC).
 fn datetime(
     value: &Value,
-    format: Option<String>,
-    tz: Option<String>,
+    format: Option<&str>,
+    tz: Option<&str>,
     kwargs: Kwargs,
 ) -> Result<String, Error> {
     format_moment(value, format, tz, kwargs, DEFAULT_DATETIME_FORMAT)
@@ -56,8 +87,8 @@ fn datetime(
 /// `{{ ts|date }}`: like `datetime`, default format `%Y-%m-%d`.
 fn date(
     value: &Value,
-    format: Option<String>,
-    tz: Option<String>,
+    format: Option<&str>,
+    tz: Option<&str>,
     kwargs: Kwargs,
 ) -> Result<String, Error> {
     format_moment(value, format, tz, kwargs, DEFAULT_DATE_FORMAT)
@@ -65,16 +96,16 @@ fn date(
 
 fn format_moment(
     value: &Value,
-    format: Option<String>,
-    tz: Option<String>,
+    format: Option<&str>,
+    tz: Option<&str>,
     kwargs: Kwargs,
     default_format: &str,
 ) -> Result<String, Error> {
-    let format = kwargs.get::<Option<String>>("format")?.or(format);
-    let tz = kwargs.get::<Option<String>>("tz")?.or(tz);
-    kwargs.assert_all_used()?;
+    check_kwargs(&kwargs, &["format", "tz"])?;
+    let format = kw::<&str>(&kwargs, "format")?.or(format);
+    let tz = kw::<&str>(&kwargs, "tz")?.or(tz);
     let moment = to_moment(value)?;
-    let zone = match tz.as_deref() {
+    let zone = match tz {
         None | Some("UTC") | Some("utc") | Some("Z") => Tz::UTC,
         Some(name) => Tz::from_str(name).map_err(|_| {
             invalid(format!(
@@ -82,26 +113,129 @@ fn format_moment(
             ))
         })?,
     };
-    let fmt = format.as_deref().unwrap_or(default_format);
+    let fmt = format.unwrap_or(default_format);
     let items = parsed_format(fmt)?;
     let local = moment.with_timezone(&zone);
     let mut out = String::with_capacity(fmt.len() + 16);
-    write!(out, "{}", local.format_with_items(items.iter()))
-        .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
+    if !format_fast(&mut out, &local, &items) {
+        out.clear();
+        write!(out, "{}", local.format_with_items(items.iter()))
+            .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
+    }
     Ok(out)
 }
 
+const SHORT_MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const LONG_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const SHORT_WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Format the strftime items notifications use straight into `out`, as
+/// chrono would. chrono's `format_with_items` renders the zone name to a new
+/// String up front (for `%Z`, needed or not) and goes through `fmt::write`
+/// for every item; this writes directly. Returns false for an item it does
+/// not handle (the caller then formats with chrono).
+fn format_fast(out: &mut String, t: &DateTime<Tz>, items: &[Item<'static>]) -> bool {
+    use chrono::format::{Fixed, Numeric, Pad};
+    use chrono::{Datelike, Timelike};
+
+    fn two(out: &mut String, v: u32, pad: Pad) {
+        let tens = v / 10;
+        match (tens, pad) {
+            (0, Pad::None) => {}
+            (0, Pad::Space) => out.push(' '),
+            _ => out.push(char::from(b'0' + (tens % 10) as u8)),
+        }
+        out.push(char::from(b'0' + (v % 10) as u8));
+    }
+
+    for item in items {
+        match item {
+            Item::Literal(s) | Item::Space(s) => out.push_str(s),
+            Item::OwnedLiteral(s) | Item::OwnedSpace(s) => out.push_str(s),
+            Item::Numeric(spec, pad) => match spec {
+                Numeric::Year => {
+                    let y = t.year();
+                    if !(1000..=9999).contains(&y) {
+                        return false;
+                    }
+                    two(out, (y / 100) as u32, Pad::Zero);
+                    two(out, (y % 100) as u32, Pad::Zero);
+                }
+                Numeric::Month => two(out, t.month(), *pad),
+                Numeric::Day => two(out, t.day(), *pad),
+                Numeric::Hour => two(out, t.hour(), *pad),
+                Numeric::Hour12 => two(out, t.hour12().1, *pad),
+                Numeric::Minute => two(out, t.minute(), *pad),
+                // chrono shows a leap second as 60.
+                Numeric::Second => two(out, t.second() + t.nanosecond() / 1_000_000_000, *pad),
+                _ => return false,
+            },
+            Item::Fixed(spec) => match spec {
+                Fixed::ShortMonthName => out.push_str(SHORT_MONTHS[t.month0() as usize % 12]),
+                Fixed::LongMonthName => out.push_str(LONG_MONTHS[t.month0() as usize % 12]),
+                Fixed::ShortWeekdayName => {
+                    out.push_str(SHORT_WEEKDAYS[t.weekday().num_days_from_monday() as usize % 7])
+                }
+                Fixed::LongWeekdayName => {
+                    out.push_str(LONG_WEEKDAYS[t.weekday().num_days_from_monday() as usize % 7])
+                }
+                Fixed::UpperAmPm => out.push_str(if t.hour() < 12 { "AM" } else { "PM" }),
+                Fixed::LowerAmPm => out.push_str(if t.hour() < 12 { "am" } else { "pm" }),
+                Fixed::TimezoneName => {
+                    if write!(out, "{}", t.offset()).is_err() {
+                        return false;
+                    }
+                }
+                _ => return false,
+            },
+            Item::Error => return false,
+        }
+    }
+    true
+}
+
 /// Parsed strftime formats, per thread: templates use a handful of formats,
-/// and parsing one costs more than formatting with it.
-type FormatCache = HashMap<String, Rc<[Item<'static>]>>;
-const FORMAT_CACHE_SIZE: usize = 64;
+/// and parsing one costs more than formatting with it. A short list scanned
+/// by comparison beats hashing the format text on every call.
+type FormatCache = Vec<(Box<str>, Rc<[Item<'static>]>)>;
+const FORMAT_CACHE_SIZE: usize = 32;
 
 thread_local! {
-    static FORMATS: RefCell<FormatCache> = RefCell::new(HashMap::new());
+    static FORMATS: RefCell<FormatCache> = const { RefCell::new(Vec::new()) };
 }
 
 fn parsed_format(fmt: &str) -> Result<Rc<[Item<'static>]>, Error> {
-    if let Some(items) = FORMATS.with(|c| c.borrow().get(fmt).cloned()) {
+    let cached = FORMATS.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(f, _)| &**f == fmt)
+            .map(|(_, items)| items.clone())
+    });
+    if let Some(items) = cached {
         return Ok(items);
     }
     let items: Rc<[Item<'static>]> = StrftimeItems::new(fmt)
@@ -113,7 +247,7 @@ fn parsed_format(fmt: &str) -> Result<Rc<[Item<'static>]>, Error> {
         if cache.len() >= FORMAT_CACHE_SIZE {
             cache.clear();
         }
-        cache.insert(fmt.to_string(), items.clone());
+        cache.push((fmt.into(), items.clone()));
     });
     Ok(items)
 }
@@ -213,16 +347,16 @@ fn separators(locale: &str) -> (&'static str, &'static str) {
 /// half away from zero on their digits, never through a float. Keyword arguments:
 /// `decimals`, `locale`, `thousands`, `point`.
 fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String, Error> {
-    let decimals = kwargs.get::<Option<u32>>("decimals")?.or(decimals);
-    let locale = kwargs.get::<Option<String>>("locale")?;
-    let (mut thousands, mut point) = separators(locale.as_deref().unwrap_or("en"));
-    let thousands_kw = kwargs.get::<Option<String>>("thousands")?;
-    let point_kw = kwargs.get::<Option<String>>("point")?;
-    kwargs.assert_all_used()?;
-    if let Some(t) = thousands_kw.as_deref() {
+    check_kwargs(&kwargs, &["decimals", "locale", "thousands", "point"])?;
+    let decimals = kw::<u32>(&kwargs, "decimals")?.or(decimals);
+    let (mut thousands, mut point) = match kw::<&str>(&kwargs, "locale")? {
+        Some(locale) => separators(locale),
+        None => (",", "."),
+    };
+    if let Some(t) = kw::<&str>(&kwargs, "thousands")? {
         thousands = t;
     }
-    if let Some(p) = point_kw.as_deref() {
+    if let Some(p) = kw::<&str>(&kwargs, "point")? {
         point = p;
     }
     if decimals.is_some_and(|d| d > 100) {
@@ -287,29 +421,26 @@ fn truncate(
     value: &Value,
     length: Option<usize>,
     killwords: Option<bool>,
-    end: Option<String>,
+    end: Option<&str>,
     kwargs: Kwargs,
-) -> Result<String, Error> {
+) -> Result<Value, Error> {
     if value.is_undefined() {
         return Err(Error::from(ErrorKind::UndefinedError));
     }
-    let length = kwargs
-        .get::<Option<usize>>("length")?
-        .or(length)
-        .unwrap_or(255);
-    let killwords = kwargs
-        .get::<Option<bool>>("killwords")?
+    check_kwargs(&kwargs, &["length", "killwords", "end", "leeway"])?;
+    let length = kw::<usize>(&kwargs, "length")?.or(length).unwrap_or(255);
+    let killwords = kw::<bool>(&kwargs, "killwords")?
         .or(killwords)
         .unwrap_or(false);
-    let end = kwargs
-        .get::<Option<String>>("end")?
-        .or(end)
-        .unwrap_or_else(|| "...".into());
-    let leeway = kwargs.get::<Option<usize>>("leeway")?.unwrap_or(5);
-    kwargs.assert_all_used()?;
+    let end = kw::<&str>(&kwargs, "end")?.or(end).unwrap_or("...");
+    let leeway = kw::<usize>(&kwargs, "leeway")?.unwrap_or(5);
+    let owned;
     let s = match value.as_str() {
-        Some(s) => s.to_string(),
-        None => value.to_string(),
+        Some(s) => s,
+        None => {
+            owned = value.to_string();
+            owned.as_str()
+        }
     };
     let end_len = end.chars().count();
     if length < end_len {
@@ -318,7 +449,12 @@ fn truncate(
         )));
     }
     if s.chars().count() <= length.saturating_add(leeway) {
-        return Ok(s);
+        // Short enough: the text itself (a plain string, shared, not copied).
+        return Ok(if value.as_str().is_some() && !value.is_safe() {
+            value.clone()
+        } else {
+            Value::from(s)
+        });
     }
     let cut: String = s.chars().take(length - end_len).collect();
     let kept = if killwords {
@@ -329,7 +465,7 @@ fn truncate(
             None => cut.as_str(),
         }
     };
-    Ok(format!("{kept}{end}"))
+    Ok(Value::from(format!("{kept}{end}")))
 }
 
 /// Jinja2's `title`: upper-case the first character of each word (words
@@ -353,6 +489,43 @@ fn title(value: &Value) -> String {
         }
     }
     out
+}
+
+// -------------------------------------------------------------------- sort
+
+/// MiniJinja's `sort`, with a shortcut: a list of lower-case ASCII strings
+/// already in order (DynamoDB string sets arrive sorted, so `tags|sort` is the
+/// common case) is returned as it is. For such strings MiniJinja's default
+/// case-insensitive order is plain byte order, and a stable sort of a sorted
+/// list keeps it unchanged. Anything else goes to MiniJinja's `sort`.
+fn sort(state: &State, value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    if kwargs.args().next().is_none()
+        && value.kind() == ValueKind::Seq
+        && is_sorted_lower_ascii(&value)
+    {
+        return Ok(value);
+    }
+    minijinja::filters::sort(state, value, kwargs)
+}
+
+fn is_sorted_lower_ascii(seq: &Value) -> bool {
+    let Ok(items) = seq.try_iter() else {
+        return false;
+    };
+    let mut prev: Option<Value> = None;
+    for item in items {
+        let Some(s) = item.as_str() else {
+            return false;
+        };
+        if s.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+            return false;
+        }
+        if prev.as_ref().and_then(Value::as_str).is_some_and(|p| p > s) {
+            return false;
+        }
+        prev = Some(item);
+    }
+    true
 }
 
 // ------------------------------------------ numeric filters, decimal-aware
@@ -549,5 +722,117 @@ mod tests {
             render("{{ 'x' is number }}{{ 1.5|int }}{{ 2|float }}", context! {}),
             "False12.0"
         );
+    }
+
+    #[test]
+    fn keyword_arguments_are_read_and_unknown_ones_refused() {
+        let ctx = context! { t => 1_767_225_600, n => 1234.5, s => "a b c d e f g h" };
+        assert_eq!(
+            render(
+                "{{ t|datetime(format='%H:%M', tz='Europe/Berlin') }}|{{ n|number(decimals=2, locale='de') }}|{{ n|number(1, thousands=' ', point=',') }}|{{ s|truncate(length=7, end='~', leeway=0) }}|{{ s|truncate(7, True, leeway=0) }}|{{ s|truncate(length=20) }}",
+                ctx
+            ),
+            "01:00|1.234,50|1 234,5|a b c~|a b ...|a b c d e f g h"
+        );
+        for src in [
+            "{{ t|datetime(fmt='%H') }}",
+            "{{ n|number(digits=2) }}",
+            "{{ s|truncate(size=3) }}",
+        ] {
+            let err = env().render_str(src, context! { t => 1, n => 1, s => "x" });
+            let err = err.expect_err(src);
+            assert!(
+                err.to_string().contains("unknown keyword argument"),
+                "{src}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_datetime_formatting_matches_chrono() {
+        let formats = [
+            "%Y-%m-%d %H:%M",
+            "%b %-d, %Y %H:%M %Z",
+            "%b %-d, %Y",
+            "%A %e %B %Y, %I:%M:%S %p %P",
+            "%a %_m/%_d %-H:%-M:%-S %y %j %z %3f",
+            "%d.%m.%Y %H:%M",
+            "100%% %Z",
+        ];
+        let zones = [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ];
+        let moments = [
+            0_i64,
+            951_782_400,
+            1_767_225_600,
+            1_711_846_800,
+            1_730_000_000,
+            -86_400 * 365 * 1000,
+            253_402_300_799 + 86_400,
+        ];
+        for fmt in formats {
+            let items = parsed_format(fmt).unwrap();
+            for zone in zones {
+                let tz = Tz::from_str(zone).unwrap();
+                for secs in moments {
+                    let t = DateTime::from_timestamp(secs, 0)
+                        .unwrap()
+                        .with_timezone(&tz);
+                    let want = t.format_with_items(items.iter()).to_string();
+                    let mut got = String::new();
+                    if format_fast(&mut got, &t, &items) {
+                        assert_eq!(got, want, "{fmt} {zone} {secs}");
+                    }
+                }
+            }
+        }
+        // The notification formats never fall back.
+        let t = DateTime::from_timestamp(1_767_225_600, 0)
+            .unwrap()
+            .with_timezone(&Tz::Europe__Berlin);
+        for fmt in ["%b %-d, %Y %H:%M %Z", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M"] {
+            assert!(
+                format_fast(&mut String::new(), &t, &parsed_format(fmt).unwrap()),
+                "{fmt}"
+            );
+        }
+    }
+
+    #[test]
+    fn sort_shortcut_agrees_with_minijinja() {
+        let lists: [&[&str]; 7] = [
+            &[],
+            &["remote", "urgent"],
+            &["urgent", "remote"],
+            &["a", "a", "b"],
+            &["b", "A", "a"],
+            &["Zed", "alpha"],
+            &["éclair", "eclair", "zoo"],
+        ];
+        let mut plain = Environment::new();
+        plain.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for list in lists {
+            for src in [
+                "{{ v|sort }}",
+                "{{ v|sort(reverse=true) }}",
+                "{{ v|sort|join(',') }}",
+            ] {
+                let ctx = context! { v => list };
+                assert_eq!(
+                    render(src, ctx.clone()),
+                    plain.render_str(src, ctx).unwrap(),
+                    "{src} {list:?}"
+                );
+            }
+        }
+        assert_eq!(render("{{ [3, 1, 2]|sort }}", context! {}), "[1, 2, 3]");
+        assert!(is_sorted_lower_ascii(&Value::from(vec!["a", "b"])));
+        assert!(!is_sorted_lower_ascii(&Value::from(vec!["b", "a"])));
+        assert!(!is_sorted_lower_ascii(&Value::from(vec!["A", "b"])));
     }
 }
