@@ -34,12 +34,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from notifier.aws.endpoint import resolve_region
+from notifier.aws.client import FastClient, TransportName
 from notifier.aws.errors import RequestNotSentError
-from notifier.aws.rawhttp import RawHttpTransport
 from notifier.aws.responses import response_metadata
-from notifier.aws.sigv4 import CredentialSource, SigV4Signer
-from notifier.aws.transport import HttpTransport
+from notifier.aws.sigv4 import CredentialSource
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -171,7 +169,7 @@ def _error(
     return cls(response, op)  # type: ignore[arg-type]
 
 
-class DynamoDBClient:
+class DynamoDBClient(FastClient):
     """DynamoDB's item-write and item-read calls over one keep-alive aiohttp pool.
 
     Arguments as :class:`notifier.aws.SESv2Client`, plus ``max_attempts`` (default 3, as
@@ -193,28 +191,23 @@ class DynamoDBClient:
         max_attempts: int = 3,
         body_encoding: Literal["botocore", "compact"] = "compact",
         clock: Callable[[], float] = time.time,
-        transport: Literal["raw", "aiohttp"] = "raw",
+        transport: TransportName = "raw",
     ) -> None:
-        if session is None:
-            import botocore.session
-
-            session = botocore.session.get_session()
-        if credentials is None:
-            credentials = session.get_credentials()
-            if credentials is None:
-                from botocore.exceptions import NoCredentialsError
-
-                raise NoCredentialsError()
-        self.region_name = resolve_region(session, region_name)
-        self.endpoint_url = resolve_dynamodb_endpoint(session, self.region_name, endpoint_url)
-        self.url = self.endpoint_url.rstrip("/") + "/"
-        self._signer = SigV4Signer(
-            credentials,
-            url=self.url,
-            region=self.region_name,
+        self._set_up(
             service="dynamodb",
-            content_type=_CONTENT_TYPE,
+            resolve_endpoint=resolve_dynamodb_endpoint,
+            path="/",
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            credentials=credentials,
+            session=session,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            keepalive_timeout=keepalive_timeout,
             clock=clock,
+            transport=transport,
+            content_type=_CONTENT_TYPE,
         )
         if body_encoding == "compact":
             import orjson
@@ -223,27 +216,9 @@ class DynamoDBClient:
         else:
             self._dumps = lambda o: _compat_dumps(o).encode("utf-8")
         self.max_attempts = max(1, max_attempts)
-        transport_class = RawHttpTransport if transport == "raw" else HttpTransport
-        self._transport: RawHttpTransport | HttpTransport = transport_class(
-            self.endpoint_url,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            keepalive_timeout=keepalive_timeout,
-        )
         from notifier import __version__
 
         self._user_agent = f"notifier/{__version__} fast-dynamodb"
-
-    async def __aenter__(self) -> DynamoDBClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the connection pool (idempotent)."""
-        await self._transport.close()
 
     def build_request(
         self, operation: str, params: Mapping[str, Any]
