@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 
 from notifier.aws.client import FastClient, TransportName
+from notifier.aws.endpoint import configured_endpoint
 from notifier.aws.errors import RequestNotSentError
-from notifier.aws.responses import response_metadata
+from notifier.aws.responses import response_metadata, type_code
 from notifier.aws.sigv4 import CredentialSource
 
 if TYPE_CHECKING:
@@ -121,16 +122,9 @@ def resolve_dynamodb_endpoint(
     """Explicit, else botocore's configured endpoint, else the regional endpoint."""
     if endpoint_url:
         return endpoint_url
-    if not session.get_config_variable("ignore_configured_endpoint_urls"):
-        from botocore.configprovider import ConfiguredEndpointProvider
-
-        url = ConfiguredEndpointProvider(
-            full_config=session.full_config,
-            scoped_config=session.get_scoped_config(),
-            client_name="dynamodb",
-        ).provide()
-        if url:
-            return str(url)
+    url = configured_endpoint(session, "dynamodb")
+    if url:
+        return url
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"https://dynamodb.{region}.{suffix}"
 
@@ -148,12 +142,7 @@ def _error(
             parsed = {"message": body.decode("utf-8", "replace")}
     if not isinstance(parsed, dict):
         parsed = {}
-    code: Any = parsed.get("__type", str(status))
-    if isinstance(code, str):
-        if ":" in code:
-            code = code.split(":", 1)[0]
-        if "#" in code:
-            code = code.rsplit("#", 1)[1]
+    code: Any = type_code(parsed.get("__type", str(status)))
     response: dict[str, Any] = {
         "Error": {"Message": parsed.get("message", parsed.get("Message", "")), "Code": code},
         "ResponseMetadata": response_metadata(status, headers),
