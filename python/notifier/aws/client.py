@@ -7,9 +7,8 @@ service clients add their body encoding and calls on top.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal, NamedTuple, Self
 
 from notifier.aws.endpoint import resolve_region
 from notifier.aws.rawhttp import RawHttpTransport
@@ -19,13 +18,50 @@ from notifier.aws.transport import HttpTransport
 if TYPE_CHECKING:
     from botocore.session import Session
 
-__all__ = ["EndpointResolver", "FastClient", "TransportName"]
+__all__ = [
+    "ClientSettings",
+    "EndpointResolver",
+    "FastClient",
+    "PoolSettings",
+    "ServiceSpec",
+    "TransportName",
+]
 
 #: ``(session, region, explicit endpoint_url or None) -> endpoint URL``.
 EndpointResolver = Callable[["Session", str, "str | None"], str]
 #: ``"raw"``: :class:`~notifier.aws.rawhttp.RawHttpTransport`; ``"aiohttp"``:
 #: :class:`~notifier.aws.transport.HttpTransport`.
 TransportName = Literal["raw", "aiohttp"]
+
+
+class ServiceSpec(NamedTuple):
+    """What differs per service: SigV4 signing name, endpoint resolution, request path."""
+
+    signing_name: str
+    resolve_endpoint: EndpointResolver
+    #: Appended to the endpoint (without its trailing slash) to make the request URL.
+    path: str
+    content_type: str = "application/json"
+
+
+class ClientSettings(NamedTuple):
+    """The public constructor's identity arguments, as given (``None``: resolve like botocore)."""
+
+    region_name: str | None
+    endpoint_url: str | None
+    credentials: CredentialSource | None
+    session: Session | None
+    clock: Callable[[], float]
+    transport: TransportName
+
+
+class PoolSettings(NamedTuple):
+    """The public constructor's connection-pool arguments."""
+
+    max_connections: int
+    connect_timeout: float
+    read_timeout: float
+    keepalive_timeout: float
 
 
 class FastClient:
@@ -37,29 +73,9 @@ class FastClient:
     _signer: SigV4Signer
     _transport: RawHttpTransport | HttpTransport
 
-    def _set_up(
-        self,
-        *,
-        service: str,
-        resolve_endpoint: EndpointResolver,
-        path: str,
-        region_name: str | None,
-        endpoint_url: str | None,
-        credentials: CredentialSource | None,
-        session: Session | None,
-        max_connections: int,
-        connect_timeout: float,
-        read_timeout: float,
-        keepalive_timeout: float,
-        clock: Callable[[], float] = time.time,
-        transport: TransportName = "raw",
-        content_type: str = "application/json",
-    ) -> None:
-        """Resolve credentials, region and endpoint like botocore; build the signer and pool.
-
-        ``service`` is the SigV4 signing name; ``path`` is appended to the endpoint (without
-        its trailing slash) to make :attr:`url`.
-        """
+    def _set_up(self, service: ServiceSpec, client: ClientSettings, pool: PoolSettings) -> None:
+        """Resolve credentials, region and endpoint like botocore; build the signer and pool."""
+        region_name, endpoint_url, credentials, session, clock, transport = client
         if session is None:
             import botocore.session
 
@@ -71,23 +87,23 @@ class FastClient:
 
                 raise NoCredentialsError()
         self.region_name = resolve_region(session, region_name)
-        self.endpoint_url = resolve_endpoint(session, self.region_name, endpoint_url)
-        self.url = self.endpoint_url.rstrip("/") + path
+        self.endpoint_url = service.resolve_endpoint(session, self.region_name, endpoint_url)
+        self.url = self.endpoint_url.rstrip("/") + service.path
         self._signer = SigV4Signer(
             credentials,
             url=self.url,
             region=self.region_name,
-            service=service,
-            content_type=content_type,
+            service=service.signing_name,
+            content_type=service.content_type,
             clock=clock,
         )
         transport_class = RawHttpTransport if transport == "raw" else HttpTransport
         self._transport = transport_class(
             self.endpoint_url,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            keepalive_timeout=keepalive_timeout,
+            max_connections=pool.max_connections,
+            connect_timeout=pool.connect_timeout,
+            read_timeout=pool.read_timeout,
+            keepalive_timeout=pool.keepalive_timeout,
         )
 
     async def __aenter__(self) -> Self:

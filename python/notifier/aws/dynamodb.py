@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from notifier.aws.client import FastClient, TransportName
+from notifier.aws.client import (
+    ClientSettings,
+    FastClient,
+    PoolSettings,
+    ServiceSpec,
+    TransportName,
+)
 from notifier.aws.endpoint import configured_endpoint
 from notifier.aws.errors import RequestNotSentError
 from notifier.aws.responses import response_metadata, type_code
@@ -158,6 +164,9 @@ def _error(
     return cls(response, op)  # type: ignore[arg-type]
 
 
+_SERVICE = ServiceSpec("dynamodb", resolve_dynamodb_endpoint, "/", _CONTENT_TYPE)
+
+
 class DynamoDBClient(FastClient):
     """DynamoDB's item-write and item-read calls over one keep-alive aiohttp pool.
 
@@ -183,20 +192,9 @@ class DynamoDBClient(FastClient):
         transport: TransportName = "raw",
     ) -> None:
         self._set_up(
-            service="dynamodb",
-            resolve_endpoint=resolve_dynamodb_endpoint,
-            path="/",
-            region_name=region_name,
-            endpoint_url=endpoint_url,
-            credentials=credentials,
-            session=session,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            keepalive_timeout=keepalive_timeout,
-            clock=clock,
-            transport=transport,
-            content_type=_CONTENT_TYPE,
+            _SERVICE,
+            ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
+            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
         )
         if body_encoding == "compact":
             import orjson

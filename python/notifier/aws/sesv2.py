@@ -36,7 +36,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from notifier.aws.client import FastClient, TransportName
+from notifier.aws.client import (
+    ClientSettings,
+    FastClient,
+    PoolSettings,
+    ServiceSpec,
+    TransportName,
+)
 from notifier.aws.endpoint import SIGNING_NAME, resolve_sesv2_endpoint
 from notifier.aws.responses import parse_error, response_metadata
 from notifier.aws.sigv4 import CredentialSource
@@ -111,6 +117,9 @@ def _user_agent() -> str:
     return f"notifier/{__version__} Botocore/{botocore.__version__} fast-sesv2"
 
 
+_SERVICE = ServiceSpec(SIGNING_NAME, resolve_sesv2_endpoint, SEND_EMAIL_PATH)
+
+
 class SESv2Client(FastClient):
     """SESv2 ``send_email`` over one keep-alive aiohttp session; see the module docstring.
 
@@ -141,19 +150,9 @@ class SESv2Client(FastClient):
         transport: TransportName = "raw",
     ) -> None:
         self._set_up(
-            service=SIGNING_NAME,
-            resolve_endpoint=resolve_sesv2_endpoint,
-            path=SEND_EMAIL_PATH,
-            region_name=region_name,
-            endpoint_url=endpoint_url,
-            credentials=credentials,
-            session=session,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            keepalive_timeout=keepalive_timeout,
-            clock=clock,
-            transport=transport,
+            _SERVICE,
+            ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
+            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
         )
         self._user_agent = _user_agent()
         if body_encoding == "compact":
