@@ -34,13 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from notifier.aws.client import (
-    ClientSettings,
-    FastClient,
-    PoolSettings,
-    ServiceSpec,
-    TransportName,
-)
+from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
 from notifier.aws.endpoint import configured_endpoint
 from notifier.aws.errors import RequestNotSentError
 from notifier.aws.responses import response_metadata, type_code

@@ -36,13 +36,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from notifier.aws.client import (
-    ClientSettings,
-    FastClient,
-    PoolSettings,
-    ServiceSpec,
-    TransportName,
-)
+from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
 from notifier.aws.endpoint import SIGNING_NAME, resolve_sesv2_endpoint
 from notifier.aws.responses import parse_error, response_metadata
 from notifier.aws.sigv4 import CredentialSource
