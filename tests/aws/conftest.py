@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import botocore.auth
 import botocore.session
 import pytest
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.awsrequest import AWSPreparedRequest
 from botocore.config import Config
+
+from .reference import captured_request
 
 FROZEN = dt.datetime(2026, 3, 14, 15, 9, 26, 535_897)
 FROZEN_EPOCH = FROZEN.replace(tzinfo=dt.UTC).timestamp()
@@ -21,14 +23,6 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> float:
     """GIVEN botocore's signer clock frozen at FROZEN; returns the same instant as epoch secs."""
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: FROZEN)
     return FROZEN_EPOCH
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
 
 
 @pytest.fixture
@@ -57,16 +51,11 @@ def botocore_request() -> Callable[..., AWSPreparedRequest]:
             aws_session_token=token,
             config=Config(retries={"total_max_attempts": 1}),
         )
-        captured: list[AWSPreparedRequest] = []
-
-        def hook(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-            captured.append(request)
-            return AWSResponse(request.url, 200, {}, _Body(b'{"MessageId":"m"}'))  # type: ignore[arg-type]
-
-        client.meta.events.register("before-send.sesv2.SendEmail", hook)
-        client.send_email(**params)
-        client.close()
-        (request,) = captured
-        return request
+        return captured_request(
+            client,
+            "before-send.sesv2.SendEmail",
+            lambda c: c.send_email(**params),
+            b'{"MessageId":"m"}',
+        )
 
     return capture

@@ -4,34 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import botocore.session
 import pytest
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from aiohttp import web
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.awsrequest import AWSPreparedRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from notifier.aws import DynamoDBClient
 
+from .reference import both_outcomes, captured_request
 from .servers import http_server
 
 AK, SK = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TABLE = "notifier-ledger"
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
 
 
 def _botocore_request(method: str, params: dict[str, Any], token: str | None) -> AWSPreparedRequest:
@@ -44,16 +34,7 @@ def _botocore_request(method: str, params: dict[str, Any], token: str | None) ->
         aws_session_token=token,
         config=Config(retries={"total_max_attempts": 1}),
     )
-    captured: list[AWSPreparedRequest] = []
-
-    def hook(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        captured.append(request)
-        return AWSResponse(request.url, 200, {}, _Body(b"{}"))  # type: ignore[arg-type]
-
-    client.meta.events.register("before-send", hook)
-    getattr(client, method)(**params)
-    client.close()
-    return captured[0]
+    return captured_request(client, "before-send", lambda c: getattr(c, method)(**params), b"{}")
 
 
 CLAIM = {
@@ -211,29 +192,19 @@ async def _both(status: int, body: bytes) -> tuple[ClientError, ClientError]:
     def answer(_: web.Request) -> web.Response:
         return web.Response(status=status, body=body, content_type="application/x-amz-json-1.0")
 
-    async with http_server(answer) as url:
-        async with get_session().create_client(
-            "dynamodb",
-            region_name="us-east-1",
-            endpoint_url=url,
-            aws_access_key_id="a",
-            aws_secret_access_key="b",
-            config=AioConfig(retries={"total_max_attempts": 1}),
-        ) as reference:
-            try:
-                await reference.put_item(TableName=TABLE, Item={"pk": {"S": "k"}})
-            except ClientError as exc:
-                theirs = exc
-        async with DynamoDBClient(
+    theirs, ours = await both_outcomes(
+        "dynamodb",
+        answer,
+        lambda client: client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}}),
+        lambda url: DynamoDBClient(
             region_name="us-east-1",
             endpoint_url=url,
             credentials=Credentials("a", "b"),
             max_attempts=1,
-        ) as client:
-            try:
-                await client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}})
-            except ClientError as exc:
-                ours = exc
+        ),
+    )
+    assert isinstance(theirs, ClientError)
+    assert isinstance(ours, ClientError)
     return theirs, ours
 
 

@@ -6,15 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from aiohttp import web
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from notifier.aws import SESv2Client
 
-from .servers import http_server
+from .reference import both_outcomes
 
 PARAMS: dict[str, Any] = {
     "FromEmailAddress": "notifications@example.com",
@@ -78,28 +76,14 @@ def _answer(status: int, headers: dict[str, str], body: bytes) -> Any:
 
 async def _both(status: int, headers: dict[str, str], body: bytes) -> tuple[Any, Any]:
     """(botocore's outcome, ours) for one answer from the server."""
-    async with http_server(_answer(status, headers, body)) as url:
-        session = get_session()
-        async with session.create_client(
-            "sesv2",
-            region_name="us-east-1",
-            endpoint_url=url,
-            aws_access_key_id="a",
-            aws_secret_access_key="b",
-            config=AioConfig(retries={"total_max_attempts": 1}),
-        ) as reference:
-            try:
-                theirs: Any = await reference.send_email(**PARAMS)
-            except ClientError as exc:
-                theirs = exc
-        async with SESv2Client(
+    return await both_outcomes(
+        "sesv2",
+        _answer(status, headers, body),
+        lambda client: client.send_email(**PARAMS),
+        lambda url: SESv2Client(
             region_name="us-east-1", endpoint_url=url, credentials=Credentials("a", "b")
-        ) as client:
-            try:
-                ours: Any = await client.send_email(**PARAMS)
-            except ClientError as exc:
-                ours = exc
-    return theirs, ours
+        ),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(RESPONSES))

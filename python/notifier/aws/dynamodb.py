@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from notifier.aws.endpoint import resolve_region
+from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
+from notifier.aws.endpoint import configured_endpoint
 from notifier.aws.errors import RequestNotSentError
-from notifier.aws.rawhttp import RawHttpTransport
-from notifier.aws.responses import response_metadata
-from notifier.aws.sigv4 import CredentialSource, SigV4Signer
-from notifier.aws.transport import HttpTransport
+from notifier.aws.responses import response_metadata, type_code
+from notifier.aws.sigv4 import CredentialSource
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -123,16 +122,9 @@ def resolve_dynamodb_endpoint(
     """Explicit, else botocore's configured endpoint, else the regional endpoint."""
     if endpoint_url:
         return endpoint_url
-    if not session.get_config_variable("ignore_configured_endpoint_urls"):
-        from botocore.configprovider import ConfiguredEndpointProvider
-
-        url = ConfiguredEndpointProvider(
-            full_config=session.full_config,
-            scoped_config=session.get_scoped_config(),
-            client_name="dynamodb",
-        ).provide()
-        if url:
-            return str(url)
+    url = configured_endpoint(session, "dynamodb")
+    if url:
+        return url
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"https://dynamodb.{region}.{suffix}"
 
@@ -150,12 +142,7 @@ def _error(
             parsed = {"message": body.decode("utf-8", "replace")}
     if not isinstance(parsed, dict):
         parsed = {}
-    code: Any = parsed.get("__type", str(status))
-    if isinstance(code, str):
-        if ":" in code:
-            code = code.split(":", 1)[0]
-        if "#" in code:
-            code = code.rsplit("#", 1)[1]
+    code: Any = type_code(parsed.get("__type", str(status)))
     response: dict[str, Any] = {
         "Error": {"Message": parsed.get("message", parsed.get("Message", "")), "Code": code},
         "ResponseMetadata": response_metadata(status, headers),
@@ -171,7 +158,10 @@ def _error(
     return cls(response, op)  # type: ignore[arg-type]
 
 
-class DynamoDBClient:
+_SERVICE = ServiceSpec("dynamodb", resolve_dynamodb_endpoint, "/", _CONTENT_TYPE)
+
+
+class DynamoDBClient(FastClient):
     """DynamoDB's item-write and item-read calls over one keep-alive aiohttp pool.
 
     Arguments as :class:`notifier.aws.SESv2Client`, plus ``max_attempts`` (default 3, as
@@ -193,28 +183,12 @@ class DynamoDBClient:
         max_attempts: int = 3,
         body_encoding: Literal["botocore", "compact"] = "compact",
         clock: Callable[[], float] = time.time,
-        transport: Literal["raw", "aiohttp"] = "raw",
+        transport: TransportName = "raw",
     ) -> None:
-        if session is None:
-            import botocore.session
-
-            session = botocore.session.get_session()
-        if credentials is None:
-            credentials = session.get_credentials()
-            if credentials is None:
-                from botocore.exceptions import NoCredentialsError
-
-                raise NoCredentialsError()
-        self.region_name = resolve_region(session, region_name)
-        self.endpoint_url = resolve_dynamodb_endpoint(session, self.region_name, endpoint_url)
-        self.url = self.endpoint_url.rstrip("/") + "/"
-        self._signer = SigV4Signer(
-            credentials,
-            url=self.url,
-            region=self.region_name,
-            service="dynamodb",
-            content_type=_CONTENT_TYPE,
-            clock=clock,
+        self._set_up(
+            _SERVICE,
+            ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
+            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
         )
         if body_encoding == "compact":
             import orjson
@@ -223,27 +197,9 @@ class DynamoDBClient:
         else:
             self._dumps = lambda o: _compat_dumps(o).encode("utf-8")
         self.max_attempts = max(1, max_attempts)
-        transport_class = RawHttpTransport if transport == "raw" else HttpTransport
-        self._transport: RawHttpTransport | HttpTransport = transport_class(
-            self.endpoint_url,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            keepalive_timeout=keepalive_timeout,
-        )
         from notifier import __version__
 
         self._user_agent = f"notifier/{__version__} fast-dynamodb"
-
-    async def __aenter__(self) -> DynamoDBClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the connection pool (idempotent)."""
-        await self._transport.close()
 
     def build_request(
         self, operation: str, params: Mapping[str, Any]

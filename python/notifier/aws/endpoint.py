@@ -19,7 +19,13 @@ from botocore.exceptions import NoRegionError
 if TYPE_CHECKING:
     from botocore.session import Session
 
-__all__ = ["SIGNING_NAME", "UnsupportedEndpointError", "resolve_region", "resolve_sesv2_endpoint"]
+__all__ = [
+    "SIGNING_NAME",
+    "UnsupportedEndpointError",
+    "configured_endpoint",
+    "resolve_region",
+    "resolve_sesv2_endpoint",
+]
 
 #: SESv2 signs as service "ses".
 SIGNING_NAME = "ses"
@@ -38,7 +44,8 @@ def resolve_region(session: Session, region_name: str | None = None) -> str:
     return str(region)
 
 
-def _configured_endpoint(session: Session) -> str | None:
+def configured_endpoint(session: Session, client_name: str) -> str | None:
+    """botocore's configured endpoint for ``client_name`` (env, config file), else ``None``."""
     if session.get_config_variable("ignore_configured_endpoint_urls"):
         return None
     from botocore.configprovider import ConfiguredEndpointProvider
@@ -46,7 +53,7 @@ def _configured_endpoint(session: Session) -> str | None:
     provider = ConfiguredEndpointProvider(
         full_config=session.full_config,
         scoped_config=session.get_scoped_config(),
-        client_name="sesv2",
+        client_name=client_name,
     )
     url = provider.provide()
     return str(url) if url else None
@@ -56,7 +63,7 @@ def resolve_sesv2_endpoint(session: Session, region: str, endpoint_url: str | No
     """The endpoint URL botocore's sesv2 client would send ``SendEmail`` to."""
     if endpoint_url:
         return endpoint_url
-    configured = _configured_endpoint(session)
+    configured = configured_endpoint(session, "sesv2")
     if configured:
         return configured
     for variant in ("use_fips_endpoint", "use_dualstack_endpoint"):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from multidict import CIMultiDict
 
-from notifier.aws.errors import OutcomeUnknownError, RequestNotSentError
+from notifier.aws.pooled import PooledTransport
 
 __all__ = ["RawHttpTransport"]
 
@@ -168,19 +168,11 @@ def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
         pos += size + 2
 
 
-class RawHttpTransport:
+class RawHttpTransport(PooledTransport):
     """POST bodies to one endpoint over a bounded pool of keep-alive connections."""
 
-    def __init__(
-        self,
-        endpoint_url: str,
-        *,
-        max_connections: int = 64,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        keepalive_timeout: float = 15.0,
-    ) -> None:
-        self.endpoint_url = endpoint_url
+    def _init_pool(self) -> None:
+        endpoint_url = self.endpoint_url
         parts = urlsplit(endpoint_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported endpoint URL {endpoint_url!r}")
@@ -189,10 +181,6 @@ class RawHttpTransport:
         self._port = parts.port or (443 if self._tls else 80)
         default_port = self._port == (443 if self._tls else 80)
         self._host_header = self._host if default_port else f"{self._host}:{self._port}"
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._keepalive_timeout = keepalive_timeout
-        self._max_connections = max(1, max_connections)
         self._slots: asyncio.Semaphore | None = None
         self._idle: list[_Connection] = []
         self._ssl: ssl.SSLContext | None = None
@@ -229,11 +217,7 @@ class RawHttpTransport:
                 self._connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
-            raise RequestNotSentError(
-                f"could not connect to {self.endpoint_url}: {exc!r}",
-                endpoint=self.endpoint_url,
-                operation=operation,
-            ) from exc
+            raise self._not_sent(operation, repr(exc)) from exc
         return conn
 
     def _pooled(self) -> _Connection | None:
@@ -251,7 +235,7 @@ class RawHttpTransport:
         """(status, headers, body) of the response; transport failures typed (see module)."""
         slots = self._slots
         if slots is None:
-            slots = self._slots = asyncio.Semaphore(self._max_connections)
+            slots = self._slots = asyncio.Semaphore(max(1, self._max_connections))
         head = [self._target(url)]
         if "Host" not in headers:
             head.append(f"Host: {self._host_header}\r\n".encode("latin-1"))
@@ -273,11 +257,7 @@ class RawHttpTransport:
                 status, resp_headers, payload = await asyncio.wait_for(waiter, self._read_timeout)
                 done = True
             except (OSError, TimeoutError, _MalformedResponseError) as exc:
-                raise OutcomeUnknownError(
-                    f"no response from {self.endpoint_url} after sending: {exc!r}",
-                    endpoint=self.endpoint_url,
-                    operation=operation,
-                ) from exc
+                raise self._outcome_unknown(operation, exc) from exc
             finally:
                 conn.waiter = None
                 if done and conn.reusable and not conn.closed and not conn.buf:

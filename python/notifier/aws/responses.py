@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from notifier.aws.errors import error_class
 
-__all__ = ["is_retryable", "parse_error", "response_metadata"]
+__all__ = ["is_retryable", "parse_error", "response_metadata", "type_code"]
 
 # botocore's default ("legacy") retry policy (data/_retry.json, __default__): these responses
 # would be retried; with one attempt allowed botocore marks them MaxAttemptsReached.
@@ -63,6 +63,16 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"message": text}
 
 
+def type_code(code: Any) -> Any:
+    """The error code in a JSON ``__type`` (``"ns#Code:detail"`` -> ``"Code"``), as botocore."""
+    if isinstance(code, str):
+        if ":" in code:
+            code = code.split(":", 1)[0]
+        if "#" in code:
+            code = code.rsplit("#", 1)[1]
+    return code
+
+
 def _error_dict(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     lowered = {k.lower(): v for k, v in headers.items()}
     stripped = body.strip()
@@ -76,13 +86,7 @@ def _error_dict(status: int, headers: Mapping[str, str], body: bytes) -> dict[st
         "Message": parsed.get("message", parsed.get("Message", "")),
         "Code": "",
     }
-    code: Any = parsed.get("__type", str(status))
-    if isinstance(code, str):
-        if ":" in code:
-            code = code.split(":", 1)[0]
-        if "#" in code:
-            code = code.rsplit("#", 1)[1]
-    error["Code"] = code
+    error["Code"] = type_code(parsed.get("__type", str(status)))
     header_code: Any = None
     if "x-amzn-errortype" in lowered:
         header_code = lowered["x-amzn-errortype"]

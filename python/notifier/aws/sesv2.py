@@ -36,11 +36,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from notifier.aws.endpoint import SIGNING_NAME, resolve_region, resolve_sesv2_endpoint
-from notifier.aws.rawhttp import RawHttpTransport
+from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
+from notifier.aws.endpoint import SIGNING_NAME, resolve_sesv2_endpoint
 from notifier.aws.responses import parse_error, response_metadata
-from notifier.aws.sigv4 import CredentialSource, SigV4Signer
-from notifier.aws.transport import HttpTransport
+from notifier.aws.sigv4 import CredentialSource
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -112,7 +111,10 @@ def _user_agent() -> str:
     return f"notifier/{__version__} Botocore/{botocore.__version__} fast-sesv2"
 
 
-class SESv2Client:
+_SERVICE = ServiceSpec(SIGNING_NAME, resolve_sesv2_endpoint, SEND_EMAIL_PATH)
+
+
+class SESv2Client(FastClient):
     """SESv2 ``send_email`` over one keep-alive aiohttp session; see the module docstring.
 
     Arguments (all optional, keyword-only): ``region_name``, ``endpoint_url`` (else resolved
@@ -139,23 +141,12 @@ class SESv2Client:
         keepalive_timeout: float = 15.0,
         body_encoding: BodyEncoding = "compact",
         clock: Callable[[], float] = time.time,
-        transport: Literal["raw", "aiohttp"] = "raw",
+        transport: TransportName = "raw",
     ) -> None:
-        if session is None:
-            import botocore.session
-
-            session = botocore.session.get_session()
-        if credentials is None:
-            credentials = session.get_credentials()
-            if credentials is None:
-                from botocore.exceptions import NoCredentialsError
-
-                raise NoCredentialsError()
-        self.region_name = resolve_region(session, region_name)
-        self.endpoint_url = resolve_sesv2_endpoint(session, self.region_name, endpoint_url)
-        self.url = self.endpoint_url.rstrip("/") + SEND_EMAIL_PATH
-        self._signer = SigV4Signer(
-            credentials, url=self.url, region=self.region_name, service=SIGNING_NAME, clock=clock
+        self._set_up(
+            _SERVICE,
+            ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
+            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
         )
         self._user_agent = _user_agent()
         if body_encoding == "compact":
@@ -164,24 +155,6 @@ class SESv2Client:
             self._dumps: Callable[[Any], bytes] = orjson.dumps
         else:
             self._dumps = lambda obj: _dumps(obj).encode("utf-8")
-        transport_class = RawHttpTransport if transport == "raw" else HttpTransport
-        self._transport: RawHttpTransport | HttpTransport = transport_class(
-            self.endpoint_url,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            keepalive_timeout=keepalive_timeout,
-        )
-
-    async def __aenter__(self) -> SESv2Client:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the connection pool (idempotent)."""
-        await self._transport.close()
 
     def build_request(self, params: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(url, headers, body) of the signed SendEmail request for these kwargs."""

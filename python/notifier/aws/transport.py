@@ -17,28 +17,20 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from notifier.aws.errors import OutcomeUnknownError, RequestNotSentError
+from notifier.aws.pooled import PooledTransport
 
 __all__ = ["HttpTransport"]
 
 
-class HttpTransport:
-    """POST bodies to one endpoint over a bounded keep-alive pool."""
+class HttpTransport(PooledTransport):
+    """POST bodies to one endpoint over a bounded keep-alive aiohttp pool."""
 
-    def __init__(
-        self,
-        endpoint_url: str,
-        *,
-        max_connections: int = 64,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        keepalive_timeout: float = 15.0,
-    ) -> None:
-        self.endpoint_url = endpoint_url
-        self._max_connections = max_connections
-        self._keepalive_timeout = keepalive_timeout
+    def _init_pool(self) -> None:
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+            total=None,
+            connect=None,
+            sock_connect=self._connect_timeout,
+            sock_read=self._read_timeout,
         )
         self._http: aiohttp.ClientSession | None = None
         #: Parsed URLs by text: aiohttp parses a ``str`` URL on every request.
@@ -78,14 +70,6 @@ class HttpTransport:
                 payload = await resp.read()
                 return resp.status, resp.headers, payload
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise RequestNotSentError(
-                f"could not connect to {self.endpoint_url}: {exc}",
-                endpoint=self.endpoint_url,
-                operation=operation,
-            ) from exc
+            raise self._not_sent(operation, str(exc)) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise OutcomeUnknownError(
-                f"no response from {self.endpoint_url} after sending: {exc!r}",
-                endpoint=self.endpoint_url,
-                operation=operation,
-            ) from exc
+            raise self._outcome_unknown(operation, exc) from exc
