@@ -9,6 +9,8 @@ pub mod ddb;
 pub mod errors;
 pub mod templates;
 
+/// Every Rust allocation in `notifier._core` (not Python's): measured 15-25% fewer
+/// instructions in decode and ~9% in render than glibc malloc (callgrind).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -20,15 +20,6 @@ pub mod py;
 pub mod pyconv;
 pub mod set;
 
-/// The extension's Rust allocator (all Rust allocations in `notifier._core`,
-/// not Python's). Rendering a notification makes hundreds of small, short-lived
-/// allocations (template values, strings, VM frames), and glibc's malloc/free
-/// took ~18% of the render time; mimalloc's thread-local free lists are
-/// cheaper. Declared here (not in `lib.rs`, which only registers modules); a
-/// crate has exactly one global allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<py::PyTemplateSet>()?;
