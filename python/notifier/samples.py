@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "EVENT_TYPES",
     "SAMPLE_STREAM_ARN",
+    "av_to_json",
     "make_item",
     "make_stream_event",
     "make_stream_record",
@@ -121,10 +122,11 @@ def to_wire(value: Any) -> Any:
     TypeSerializer, with binary as base64 text and sets as lists."""
     from boto3.dynamodb.types import TypeSerializer
 
-    return _jsonable(TypeSerializer().serialize(value))
+    return av_to_json(TypeSerializer().serialize(value))
 
 
-def _jsonable(av: Mapping[str, Any]) -> dict[str, Any]:
+def av_to_json(av: Mapping[str, Any]) -> dict[str, Any]:
+    """A boto3 AttributeValue (bytes for B, sets) as Lambda stream JSON (base64 text, lists)."""
     ((tag, val),) = av.items()
     if tag == "B":
         return {"B": base64.b64encode(bytes(val)).decode()}
@@ -133,9 +135,9 @@ def _jsonable(av: Mapping[str, Any]) -> dict[str, Any]:
     if tag in ("SS", "NS"):
         return {tag: list(val)}
     if tag == "L":
-        return {"L": [_jsonable(v) for v in val]}
+        return {"L": [av_to_json(v) for v in val]}
     if tag == "M":
-        return {"M": {k: _jsonable(v) for k, v in val.items()}}
+        return {"M": {k: av_to_json(v) for k, v in val.items()}}
     return {tag: val}
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer
 from hypothesis import strategies as st
 
+from notifier.samples import av_to_json
+
 
 class LambdaJsonDeserializer(TypeDeserializer):
     """boto3's TypeDeserializer for Lambda JSON, where B/BS hold base64 text (boto3 itself
@@ -44,20 +46,8 @@ def canon(value: Any) -> Any:
     raise AssertionError(f"unexpected type {type(value)!r}")
 
 
-def to_json_wire(av: Any) -> Any:
-    """A boto3 AttributeValue (bytes for B, lists for sets) as Lambda JSON (base64 text)."""
-    ((tag, val),) = av.items()
-    if tag == "B":
-        return {"B": base64.b64encode(bytes(val)).decode()}
-    if tag == "BS":
-        return {"BS": [base64.b64encode(bytes(b)).decode() for b in val]}
-    if tag in ("SS", "NS"):
-        return {tag: list(val)}
-    if tag == "L":
-        return {"L": [to_json_wire(v) for v in val]}
-    if tag == "M":
-        return {"M": {k: to_json_wire(v) for k, v in val.items()}}
-    return {tag: val}
+#: A boto3 AttributeValue (bytes for B, lists for sets) as Lambda JSON (base64 text).
+to_json_wire = av_to_json
 
 
 def stream_event(images: list[dict[str, Any]]) -> dict[str, Any]:
