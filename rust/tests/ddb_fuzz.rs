@@ -1,6 +1,9 @@
 //! No-panic property tests for the pure-Rust decoder: arbitrary bytes and
 //! structurally mutated valid events must decode or fail with a `DecodeErr`.
-use _core::ddb::event::{decode_event_bytes, decode_image_json, decode_value_json};
+use _core::ddb::event::{
+    decode_event_bytes, decode_event_str, decode_event_two_pass, decode_image_json,
+    decode_value_json,
+};
 use proptest::prelude::*;
 
 const VALID: &str = r#"{"Records":[
@@ -104,6 +107,18 @@ proptest! {
     fn mutated_events_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
         let data = apply(VALID.as_bytes(), &edits);
         decode_everything(&data);
+    }
+
+    #[test]
+    fn the_single_pass_equals_the_reference_on_mutated_events(edits in prop::collection::vec(edit(), 1..6)) {
+        // GIVEN a mutated event WHEN decoded by the hand-written single pass and by the
+        // serde reference THEN records, spans, values and errors are identical
+        let data = apply(VALID.as_bytes(), &edits);
+        if let Ok(text) = std::str::from_utf8(&data) {
+            for stop in [false, true] {
+                prop_assert_eq!(decode_event_str(text, stop), decode_event_two_pass(text, stop));
+            }
+        }
     }
 
     #[test]

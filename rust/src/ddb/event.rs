@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{DecodeErr, PathSeg};
+use super::fast;
 use super::json::{AvSeed, Ctx, MapSeed};
 use super::value::{AttrValue, Map};
 
@@ -92,18 +93,9 @@ fn value_at<'de, T: Deserialize<'de>>(text: &'de str, pos: usize) -> Option<(T, 
     Some((value, pos + stream.byte_offset()))
 }
 
-/// A record decoded in place; fails (to the slow path) on any error.
-struct FastRecord(Partial);
-
-impl<'de> Deserialize<'de> for FastRecord {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut ctx = Ctx::default();
-        RecordSeed { ctx: &mut ctx }.deserialize(d).map(FastRecord)
-    }
-}
-
-/// Single pass: each record is decoded where it lies in the envelope and its
-/// span is taken from the parser's offset (no `RawValue` pre-scan). `None`
+/// Single pass: each record is decoded where it lies in the envelope by the
+/// hand-written parser ([`super::fast`]) and its span is taken from the
+/// parser's offset (no `RawValue` pre-scan). `None`
 /// when the envelope is not the plain `{"Records": [...]}` shape or anything
 /// fails to decode: the caller then runs the two-pass path.
 fn decode_event_fast(text: &str, stop_on_error: bool) -> Option<Vec<DecodedRecord>> {
@@ -172,9 +164,7 @@ fn records_fast(
             let (_, end) = value_at::<IgnoredAny>(text, start)?;
             pos = end;
         } else {
-            let fast = value_at::<FastRecord>(text, start)
-                .and_then(|(rec, end)| Some((rec.0.finish().ok()?, end)));
-            let (result, end) = match fast {
+            let (result, end) = match fast::record(text, start) {
                 Some((data, end)) => (Ok(data), end),
                 None => {
                     // The reference decoder gives the exact error (or success).
@@ -207,8 +197,13 @@ fn records_fast(
     }
 }
 
-/// The reference path: the envelope first (records as raw slices), then each record.
-fn decode_event_two_pass(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
+/// The reference path: the envelope first (records as raw slices), then each
+/// record through the serde visitors. [`decode_event_str`] gives the same
+/// result; public so that the fuzz tests can check that.
+pub fn decode_event_two_pass(
+    text: &str,
+    stop_on_error: bool,
+) -> Result<Vec<DecodedRecord>, DecodeErr> {
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
         DecodeErr::new(format!(
             "not a DynamoDB stream event (expected {{\"Records\": [...]}}): {e}"
@@ -298,27 +293,27 @@ pub fn decode_image_json(text: &str) -> Result<Map, DecodeErr> {
 
 /// Fields as read, before the required ones are checked.
 #[derive(Default)]
-struct Partial {
-    event_id: Option<String>,
-    event_name: Option<String>,
-    aws_region: Option<String>,
-    event_source_arn: Option<String>,
-    dynamodb: Option<PartialDdb>,
+pub(crate) struct Partial {
+    pub(crate) event_id: Option<String>,
+    pub(crate) event_name: Option<String>,
+    pub(crate) aws_region: Option<String>,
+    pub(crate) event_source_arn: Option<String>,
+    pub(crate) dynamodb: Option<PartialDdb>,
 }
 
 #[derive(Default)]
-struct PartialDdb {
-    sequence_number: Option<String>,
-    keys: Option<Map>,
-    new_image: Option<Map>,
-    old_image: Option<Map>,
-    approximate_creation_time: Option<f64>,
-    size_bytes: Option<u64>,
-    stream_view_type: Option<String>,
+pub(crate) struct PartialDdb {
+    pub(crate) sequence_number: Option<String>,
+    pub(crate) keys: Option<Map>,
+    pub(crate) new_image: Option<Map>,
+    pub(crate) old_image: Option<Map>,
+    pub(crate) approximate_creation_time: Option<f64>,
+    pub(crate) size_bytes: Option<u64>,
+    pub(crate) stream_view_type: Option<String>,
 }
 
 impl Partial {
-    fn finish(self) -> Result<RecordData, DecodeErr> {
+    pub(crate) fn finish(self) -> Result<RecordData, DecodeErr> {
         let missing = |name: &str| DecodeErr::new(format!("missing required field {name:?}"));
         let event_id = self.event_id.ok_or_else(|| missing("eventID"))?;
         let event_name = self.event_name.ok_or_else(|| missing("eventName"))?;
@@ -699,8 +694,8 @@ mod tests {
         assert_eq!(
             v,
             vec![
-                ("a".to_owned(), AttrValue::S("3".into())),
-                ("b".to_owned(), AttrValue::S("2".into()))
+                ("a".into(), AttrValue::S("3".into())),
+                ("b".into(), AttrValue::S("2".into()))
             ]
         );
         let v = decode_value_json(r#"{"S":"1","S":"2"}"#).expect("ok");

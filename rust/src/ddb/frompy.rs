@@ -13,7 +13,7 @@ use super::event::{RecordData, EVENT_NAMES};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
 use super::topy::{gc_tracked, gc_untrack, ToPy};
-use super::value::{dedup_last_wins, AttrValue, Map, Number};
+use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
 /// A decode failure: bad input (with its path) or an unexpected Python error.
 pub(crate) enum Fail {
@@ -426,9 +426,9 @@ pub(crate) fn to_map(obj: &Bound<'_, PyAny>, depth: u32) -> Result<Map, Fail> {
     Ok(out)
 }
 
-fn rust_str(s: &Bound<'_, PyString>) -> Result<String, Fail> {
+fn rust_str(s: &Bound<'_, PyString>) -> Result<Str, Fail> {
     s.to_str()
-        .map(str::to_owned)
+        .map(Str::new)
         .map_err(|_| bad("string is not valid Unicode (lone surrogate)"))
 }
 
@@ -439,7 +439,7 @@ pub(crate) fn to_attr(obj: &Bound<'_, PyAny>, depth: u32) -> Result<AttrValue, F
             "nesting deeper than DynamoDB's {MAX_DEPTH} levels"
         )));
     }
-    let string = |m: &Bound<'_, PyAny>| -> Result<String, Fail> {
+    let string = |m: &Bound<'_, PyAny>| -> Result<Str, Fail> {
         let s = m
             .downcast::<PyString>()
             .map_err(|_| wrong(tag, "a str", m))?;
@@ -518,7 +518,9 @@ fn str_field(obj: &Bound<'_, PyAny>, key: &str) -> Result<Option<String>, Fail> 
             let s = v.downcast::<PyString>().map_err(|_| {
                 bad(format!("expected a str, found {}", type_name(&v))).within_key(key)
             })?;
-            rust_str(s).map(Some).map_err(|e| e.within_key(key))
+            rust_str(s)
+                .map(|s| Some(s.into()))
+                .map_err(|e| e.within_key(key))
         }
     }
 }

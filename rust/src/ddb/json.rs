@@ -10,15 +10,20 @@ use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::error::{DecodeErr, PathSeg};
-use super::value::{dedup_last_wins, AttrValue, Map, Number};
+use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
 /// DynamoDB allows 32 levels of nested `L`/`M` attributes.
 pub const MAX_DEPTH: u32 = 32;
 
-/// The side channel carrying the structured error out of serde.
+/// The side channel carrying the structured error out of serde, and the
+/// scratch stacks that maps and lists are collected on: each container pushes
+/// its members, then moves them into one exactly sized allocation (no growth
+/// reallocations, no spare capacity kept per container).
 #[derive(Default)]
 pub(crate) struct Ctx {
     err: Option<DecodeErr>,
+    entries: Vec<(Str, AttrValue)>,
+    items: Vec<AttrValue>,
 }
 
 /// serde_json appends " at line L column C"; the attribute path says more.
@@ -244,25 +249,22 @@ impl<'de> Visitor<'de> for AvSeed<'_> {
     }
 }
 
-struct StrSeed;
+pub(crate) struct StrSeed;
 
 impl<'de> DeserializeSeed<'de> for StrSeed {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+    type Value = Str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Str, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl Visitor<'_> for StrSeed {
-    type Value = String;
+    type Value = Str;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str, E> {
+        Ok(Str::new(v))
     }
 }
 
@@ -373,16 +375,20 @@ impl<'de> Visitor<'de> for ListSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let ctx = self.ctx;
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        let start = ctx.items.len();
         loop {
             let seed = AvSeed {
                 ctx: &mut *ctx,
                 depth: self.depth,
             };
             match seq.next_element_seed(seed) {
-                Ok(Some(v)) => out.push(v),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(ctx.wrap(e, PathSeg::Index(out.len()))),
+                Ok(Some(v)) => ctx.items.push(v),
+                Ok(None) => return Ok(ctx.items.drain(start..).collect()),
+                Err(e) => {
+                    let i = ctx.items.len() - start;
+                    ctx.items.truncate(start);
+                    return Err(ctx.wrap(e, PathSeg::Index(i)));
+                }
             }
         }
     }
@@ -408,17 +414,29 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Map, A::Error> {
         let ctx = self.ctx;
-        let mut out: Map = Vec::with_capacity(map.size_hint().unwrap_or(8).min(256));
-        while let Some(key) = map.next_key_seed(StrSeed)? {
+        let start = ctx.entries.len();
+        loop {
+            let key = match map.next_key_seed(StrSeed) {
+                Ok(Some(k)) => k,
+                Ok(None) => break,
+                Err(e) => {
+                    ctx.entries.truncate(start);
+                    return Err(e);
+                }
+            };
             let seed = AvSeed {
                 ctx: &mut *ctx,
                 depth: self.depth,
             };
             match map.next_value_seed(seed) {
-                Ok(v) => out.push((key, v)),
-                Err(e) => return Err(ctx.wrap(e, PathSeg::Key(key))),
+                Ok(v) => ctx.entries.push((key, v)),
+                Err(e) => {
+                    ctx.entries.truncate(start);
+                    return Err(ctx.wrap(e, PathSeg::Key(key.into())));
+                }
             }
         }
+        let mut out: Map = ctx.entries.drain(start..).collect();
         dedup_last_wins(&mut out);
         Ok(out)
     }

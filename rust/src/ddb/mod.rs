@@ -14,6 +14,7 @@ use crate::errors::{DecodeError, EncodeError};
 
 pub mod error;
 pub mod event;
+mod fast;
 mod frompy;
 pub mod json;
 pub mod number;

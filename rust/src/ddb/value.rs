@@ -7,18 +7,21 @@ use std::collections::{HashMap, HashSet};
 
 use super::number::{self, NumberParts};
 
+/// The decoder's string: inline up to 24 bytes, so most names and values cost no allocation.
+pub type Str = compact_str::CompactString;
+
 /// A DynamoDB number, kept as its validated decimal text so no digit is lost.
 ///
 /// Invariant: the text is a plain decimal (`[+-]?digits[.digits][e[+-]digits]`)
 /// that DynamoDB's 38-digit context (boto3 `DYNAMODB_CONTEXT`) represents exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Number(pub(crate) Box<str>);
+pub struct Number(pub(crate) Str);
 
 impl Number {
     /// Validate `text` against DynamoDB's number rules (see [`number::parse`]).
     pub fn parse(text: &str) -> Result<Number, String> {
         number::parse(text)?;
-        Ok(Number(text.into()))
+        Ok(Number(Str::new(text)))
     }
 
     /// The number's text exactly as received.
@@ -35,19 +38,19 @@ impl Number {
 
 /// A map attribute (`M`) or an image: attribute names in wire order.
 /// Lookups are linear; DynamoDB items are small and most maps have few keys.
-pub type Map = Vec<(String, AttrValue)>;
+pub type Map = Vec<(Str, AttrValue)>;
 
 /// One decoded AttributeValue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
-    S(String),
+    S(Str),
     N(Number),
     B(Vec<u8>),
     Bool(bool),
     Null,
     L(Vec<AttrValue>),
     M(Map),
-    SS(Vec<String>),
+    SS(Vec<Str>),
     NS(Vec<Number>),
     BS(Vec<Vec<u8>>),
 }
@@ -104,7 +107,7 @@ pub(crate) fn dedup_last_wins(map: &mut Map) {
         return;
     }
     let mut out: Map = Vec::with_capacity(n);
-    let mut pos: HashMap<String, usize> = HashMap::with_capacity(n);
+    let mut pos: HashMap<Str, usize> = HashMap::with_capacity(n);
     for (k, v) in map.drain(..) {
         if let Some(&i) = pos.get(&k) {
             if let Some(slot) = out.get_mut(i) {
@@ -123,7 +126,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> AttrValue {
-        AttrValue::S(v.to_owned())
+        AttrValue::S(v.into())
     }
 
     #[test]
@@ -141,11 +144,11 @@ mod tests {
     #[test]
     fn dedup_large_maps_use_the_hash_path() {
         let mut m: Map = (0..40)
-            .map(|i| (format!("k{}", i % 20), s(&i.to_string())))
+            .map(|i| (format!("k{}", i % 20).into(), s(&i.to_string())))
             .collect();
         dedup_last_wins(&mut m);
         assert_eq!(m.len(), 20);
-        assert_eq!(m.first(), Some(&("k0".to_owned(), s("20"))));
+        assert_eq!(m.first(), Some(&("k0".into(), s("20"))));
     }
 
     #[test]

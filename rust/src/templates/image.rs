@@ -49,7 +49,7 @@ pub fn to_value(v: &AttrValue) -> Value {
         AttrValue::L(items) => Value::from(items.iter().map(to_value).collect::<Vec<_>>()),
         AttrValue::M(m) => map_value(m),
         AttrValue::SS(items) => {
-            let mut sorted: Vec<&String> = items.iter().collect();
+            let mut sorted: Vec<&crate::ddb::value::Str> = items.iter().collect();
             sorted.sort();
             Value::from(
                 sorted
