@@ -520,7 +520,7 @@ impl<'de> Visitor<'de> for DdbSeed<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const RECORD: &str = r#"{"eventID":"1","eventName":"INSERT","eventVersion":"1.0",
@@ -673,15 +673,18 @@ mod tests {
         }
     }
 
+    /// A string AttributeValue inside `levels` nested lists.
+    pub(crate) fn nested_lists(levels: usize) -> String {
+        let mut s = String::from(r#"{"S":"leaf"}"#);
+        for _ in 0..levels {
+            s = format!(r#"{{"L":[{s}]}}"#);
+        }
+        s
+    }
+
     #[test]
     fn nesting_is_limited_to_32_levels() {
-        let nest = |levels: usize| {
-            let mut s = String::from(r#"{"S":"leaf"}"#);
-            for _ in 0..levels {
-                s = format!(r#"{{"L":[{s}]}}"#);
-            }
-            s
-        };
+        let nest = nested_lists;
         assert!(decode_value_json(&nest(32)).is_ok());
         let e = decode_value_json(&nest(33)).expect_err("too deep");
         assert!(e.msg.contains("nesting deeper"), "{e}");

@@ -457,6 +457,7 @@ impl<'a> Parser<'a> {
 mod tests {
     use super::*;
     use crate::ddb::event::decode_record_json;
+    use crate::ddb::event::tests::nested_lists;
 
     fn fast(text: &str) -> Option<RecordData> {
         let (rec, end) = record(text, 0)?;
@@ -530,13 +531,7 @@ mod tests {
 
     #[test]
     fn nesting_is_limited_like_the_reference() {
-        let nest = |n: usize| {
-            let mut s = String::from(r#"{"S":"leaf"}"#);
-            for _ in 0..n {
-                s = format!(r#"{{"L":[{s}]}}"#);
-            }
-            RECORD.replace(r#"{"S":"New item!"}"#, &s)
-        };
+        let nest = |n: usize| RECORD.replace(r#"{"S":"New item!"}"#, &nested_lists(n));
         assert_eq!(
             fast(&nest(32)).as_ref().ok_or(()),
             decode_record_json(&nest(32)).as_ref().map_err(|_| ())
