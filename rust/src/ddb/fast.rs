@@ -384,18 +384,15 @@ impl<'a> Parser<'a> {
         t.parse().ok().map(Some)
     }
 
-    /// `Option<f64>`: integers as serde converts them (`u64 as f64`); other
-    /// numbers go to the reference path, whose float parsing we do not redo.
+    /// `Option<f64>`: the number's text (checked against the JSON grammar here)
+    /// read by serde_json itself, so the value is bit for bit the reference's.
     fn opt_f64(&mut self) -> Option<Option<f64>> {
         if self.null() {
             return Some(None);
         }
-        let t = self.number_text()?;
-        if t.len() > 19 || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        #[allow(clippy::cast_precision_loss)] // what serde does with a u64 for an f64
-        t.parse::<u64>().ok().map(|v| Some(v as f64))
+        serde_json::from_str::<f64>(self.number_text()?)
+            .ok()
+            .map(Some)
     }
 
     /// Skip a field we do not read: strings here, anything else to the reference path.
@@ -481,6 +478,11 @@ mod tests {
         // WHEN parsed both ways THEN the results are identical
         let ours = fast(RECORD).expect("the fast path handles it");
         assert_eq!(Ok(ours), decode_record_json(RECORD));
+        // AND a fractional creation time (moto sends them) stays on the fast path
+        let frac = RECORD.replace("1767225600", "1767225600.123456");
+        let ours = fast(&frac).expect("the fast path handles it");
+        assert_eq!(ours.approximate_creation_time, Some(1_767_225_600.123_456));
+        assert_eq!(Ok(ours), decode_record_json(&frac));
     }
 
     #[test]
@@ -497,6 +499,9 @@ mod tests {
             RECORD.replace(r#""awsRegion":"us-west-2""#, r#""awsRegion":null"#),
             RECORD.replace(r#""eventID":"1""#, r#""eventID":"0","eventID":"1""#),
             RECORD.replace("1767225600", "18446744073709551615"),
+            RECORD.replace("1767225600", "1767225600.123456"),
+            RECORD.replace("1767225600", "-1.5e3"),
+            RECORD.replace("1767225600", "123456789012345678901234567890"),
             RECORD.replace(r#"{"S":"a"}"#, r#" { "S" : "a" } "#),
             RECORD.replace(r#""Message""#, r#""Mess\u0061ge""#),
         ] {
@@ -516,7 +521,6 @@ mod tests {
             RECORD.replace(r#"{"N":"101"}"#, r#"{"N":"1e999"}"#),
             RECORD.replace(r#"{"B":"AAE="}"#, r#"{"B":"A"}"#),
             RECORD.replace(r#"{"NULL":true}"#, r#"{"NULL":false}"#),
-            RECORD.replace("1767225600", "1767225600.5"),
             RECORD.replace(r#""SizeBytes":26"#, r#""SizeBytes":-1"#),
             RECORD.replace(r#""eventVersion":"1.0""#, r#""eventVersion":[1]"#),
             RECORD.replace("New item!", "\\ud800"),
