@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -11,7 +12,14 @@ from ddb_helpers import number_texts
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from notifier.ddb import DecodeError, EncodeError, deserialize_value, serialize_value
+from notifier.ddb import (
+    DecodeError,
+    EncodeError,
+    decode_stream_event,
+    deserialize_image,
+    deserialize_value,
+    serialize_value,
+)
 
 GRAMMAR = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
@@ -83,3 +91,28 @@ def test_serialized_numbers_match_boto3_or_raise_encode_error(number: int | Deci
     else:
         with pytest.raises(EncodeError):
             serialize_value(number)
+
+
+@pytest.mark.parametrize("texts", [("1.5", "1.50", "15E-1"), ("0", "-0", "0.0", "0E+2")])
+def test_equal_numbers_keep_their_own_digits_on_every_path(texts: tuple[str, ...]) -> None:
+    # GIVEN short number texts that are equal as values but spelled differently
+    # (short numbers' Decimals are shared across calls and batches)
+    image = {f"n{i}": {"N": t} for i, t in enumerate(texts)}
+    event = {
+        "Records": [
+            {
+                "eventID": "1",
+                "eventName": "INSERT",
+                "dynamodb": {"Keys": image, "NewImage": image, "SequenceNumber": "1"},
+            }
+        ]
+    }
+    for _ in range(2):  # the second round reads what the first one cached
+        # WHEN decoded from dicts, from bytes and from a parsed event
+        (from_bytes,) = decode_stream_event(json.dumps(event).encode())
+        (from_event,) = decode_stream_event(event)
+        for got in (deserialize_image(image), from_bytes.new_image, from_event.new_image):
+            # THEN each number has exactly boto3's digits, not another spelling's
+            assert [str(got[f"n{i}"]) for i in range(len(texts))] == [
+                str(boto3_number(t)) for t in texts
+            ]

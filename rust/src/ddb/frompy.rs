@@ -118,27 +118,29 @@ fn tag_of_exact<'py>(obj: &Bound<'py, PyAny>) -> Option<(Tag, Bound<'py, PyAny>)
     if !is_exact_dict(obj) {
         return None;
     }
-    // SAFETY: `obj` is a live exact dict.
-    if unsafe { ffi::PyDict_Size(obj.as_ptr()) } != 1 {
-        return None;
-    }
-    let (k, v) = dict_next(obj, &mut 0)?;
-    if !is_exact_str(&k) {
-        return None;
-    }
-    let mut len: ffi::Py_ssize_t = 0;
-    // SAFETY: `k` is a live exact str; the returned buffer (owned by `k`, valid
-    // while `k` lives) holds `len` bytes of UTF-8, or is null with an error set.
-    let tag = unsafe {
-        let data = ffi::PyUnicode_AsUTF8AndSize(k.as_ptr(), &mut len);
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: `obj` is a live exact dict. PyDict_Next gives borrowed references;
+    // the key is only read (its type pointer and UTF-8 buffer) before any other
+    // call that could run Python code, and the value is owned (incref) at once.
+    unsafe {
+        if ffi::PyDict_Size(obj.as_ptr()) != 1
+            || ffi::PyDict_Next(obj.as_ptr(), &mut pos, &mut k, &mut v) == 0
+            || ffi::Py_TYPE(k) != std::ptr::addr_of_mut!(ffi::PyUnicode_Type)
+        {
+            return None;
+        }
+        let mut len: ffi::Py_ssize_t = 0;
+        let data = ffi::PyUnicode_AsUTF8AndSize(k, &mut len);
         if data.is_null() {
             ffi::PyErr_Clear();
             return None;
         }
         let len = usize::try_from(len).ok()?;
-        Tag::from_bytes(std::slice::from_raw_parts(data.cast::<u8>(), len))
-    }?;
-    Some((tag, v))
+        let tag = Tag::from_bytes(std::slice::from_raw_parts(data.cast::<u8>(), len))?;
+        Some((tag, Bound::from_borrowed_ptr(obj.py(), v)))
+    }
 }
 
 /// The single `(tag, value)` of an AttributeValue mapping.
@@ -267,6 +269,19 @@ impl<'py> Deser<'py> {
         self.map(obj, 0)
     }
 
+    /// True for the values the GC never tracks that `value` returns most
+    /// (exact str, Decimal, bytes, bool, None): a type pointer compare instead
+    /// of a call into the GC.
+    fn is_atomic(&self, obj: &Bound<'py, PyAny>) -> bool {
+        // SAFETY: `obj` is live; only its type pointer is read and compared.
+        let ty = unsafe { ffi::Py_TYPE(obj.as_ptr()) };
+        ty == self.out.decimal_type_ptr()
+            || is_exact_str(obj)
+            || obj.is_none()
+            || ty == std::ptr::addr_of_mut!(ffi::PyBytes_Type)
+            || ty == std::ptr::addr_of_mut!(ffi::PyBool_Type)
+    }
+
     fn map(&self, obj: &Bound<'py, PyAny>, depth: u32) -> Result<Bound<'py, PyDict>, Fail> {
         let py = obj.py();
         let dict = PyDict::new(py);
@@ -285,7 +300,7 @@ impl<'py> Deser<'py> {
             };
             match self.value(v, depth) {
                 Ok(pv) => {
-                    tracked = tracked || (!is_exact_str(&pv) && gc_tracked(&pv));
+                    tracked = tracked || (!self.is_atomic(&pv) && gc_tracked(&pv));
                     Ok(dict.set_item(name, pv)?)
                 }
                 Err(e) => {

@@ -1,7 +1,7 @@
 //! Decoded [`AttrValue`]s to Python objects (built only when Python asks).
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
@@ -82,6 +82,43 @@ pub(crate) struct KeyCache(pub(crate) Mutex<Shared>);
 
 const KEY_CACHE_MAX: usize = 4096;
 
+/// Decimals of short number texts (counts, flags, small amounts) shared across
+/// calls and batches: `Decimal` is immutable and building one is the dearest
+/// step of a number; the text is the key, so `"1.50"` and `"1.5"` stay distinct.
+/// Bounded in text length and count; never evicted.
+static SMALL_DECIMALS: OnceLock<Mutex<FxMap<Py<PyAny>>>> = OnceLock::new();
+const SMALL_DECIMAL_LEN: usize = 6;
+const SMALL_DECIMALS_MAX: usize = 4096;
+
+fn small_decimal<'py>(py: Python<'py>, text: &str) -> Option<Bound<'py, PyAny>> {
+    if text.len() > SMALL_DECIMAL_LEN {
+        return None;
+    }
+    // try_lock: never wait on another thread while holding the GIL.
+    let cache = SMALL_DECIMALS.get()?.try_lock().ok()?;
+    cache.get(text).map(|d| d.bind(py).clone())
+}
+
+fn remember_small_decimal(text: &str, d: &Bound<'_, PyAny>) {
+    if text.len() > SMALL_DECIMAL_LEN {
+        return;
+    }
+    let cache = SMALL_DECIMALS.get_or_init(|| Mutex::new(FxMap::default()));
+    if let Ok(mut cache) = cache.try_lock() {
+        if cache.len() < SMALL_DECIMALS_MAX {
+            cache.insert(text.into(), d.clone().unbind());
+        }
+    }
+}
+
+/// True for the values that become Python containers (dict, list, set).
+fn is_container(v: &AttrValue) -> bool {
+    matches!(
+        v,
+        AttrValue::L(_) | AttrValue::M(_) | AttrValue::SS(_) | AttrValue::NS(_) | AttrValue::BS(_)
+    )
+}
+
 /// True when the cyclic GC tracks `obj` (containers holding containers).
 pub(crate) fn gc_tracked(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: `obj` is a live object; the call only reads its GC header flag.
@@ -116,6 +153,11 @@ impl<'py, 'k> ToPy<'py, 'k> {
         })
     }
 
+    /// `decimal.Decimal` as a type pointer, for cheap type checks.
+    pub(crate) fn decimal_type_ptr(&self) -> *mut ffi::PyTypeObject {
+        self.decimal.as_ptr().cast()
+    }
+
     /// Reuse (and fill) a batch's shared names and numbers.
     pub(crate) fn with_shared(mut self, shared: Option<&'k mut Shared>) -> Self {
         self.shared = shared;
@@ -140,16 +182,23 @@ impl<'py, 'k> ToPy<'py, 'k> {
     }
 
     pub(crate) fn map(&mut self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(self.py);
-        let mut tracked = false;
+        let py = self.py;
+        let dict = PyDict::new(py);
+        let mut containers = false;
         for (k, v) in m {
-            let key = self.key(k);
+            containers = containers || is_container(v);
             let value = self.value(v)?;
-            tracked = tracked || gc_tracked(&value);
-            dict.set_item(key, value)?;
+            let key = self.key(k);
+            // SAFETY: `dict`, `key` and `value` are live; PyDict_SetItem takes its
+            // own references (ours are released when `key`/`value` drop).
+            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
+                return Err(PyErr::fetch(py));
+            }
         }
-        if !tracked {
-            // A dict re-tracks itself when a container is inserted later.
+        if containers {
+            // Everything built here is untracked (leaves are atomic, containers are
+            // untracked as they are made), so the dict holds no cycle; a dict
+            // re-tracks itself when a container is inserted later.
             gc_untrack(&dict);
         }
         Ok(dict)
@@ -165,16 +214,12 @@ impl<'py, 'k> ToPy<'py, 'k> {
             AttrValue::Null => py.None().into_bound(py),
             AttrValue::L(items) => {
                 let mut out = Vec::with_capacity(items.len());
-                let mut tracked = false;
                 for item in items {
-                    let obj = self.value(item)?;
-                    tracked = tracked || gc_tracked(&obj);
-                    out.push(obj);
+                    out.push(self.value(item)?);
                 }
+                // Members are untracked (see `map`), so the list holds no cycle.
                 let list = PyList::new(py, out)?.into_any();
-                if !tracked {
-                    gc_untrack(&list);
-                }
+                gc_untrack(&list);
                 list
             }
             AttrValue::M(m) => self.map(m)?.into_any(),
@@ -210,19 +255,28 @@ impl<'py, 'k> ToPy<'py, 'k> {
             return self.native(n);
         }
         let py = self.py;
-        let make = |d: &Bound<'py, PyType>| d.call1((PyString::new(py, n.as_str()),));
+        let text = n.as_str();
+        if let Some(d) = small_decimal(py, text) {
+            return Ok(d);
+        }
+        let make = |d: &Bound<'py, PyType>| d.call1((PyString::new(py, text),));
         match self.shared.as_deref_mut().map(|s| &mut s.decimals) {
             Some(cache) => {
-                if let Some(d) = cache.get(n.as_str()) {
+                if let Some(d) = cache.get(text) {
                     return Ok(d.bind(py).clone());
                 }
                 let d = make(&self.decimal)?;
+                remember_small_decimal(text, &d);
                 if cache.len() < KEY_CACHE_MAX {
-                    cache.insert(n.as_str().into(), d.clone().unbind());
+                    cache.insert(text.into(), d.clone().unbind());
                 }
                 Ok(d)
             }
-            None => make(&self.decimal),
+            None => {
+                let d = make(&self.decimal)?;
+                remember_small_decimal(text, &d);
+                Ok(d)
+            }
         }
     }
 
@@ -234,7 +288,14 @@ impl<'py, 'k> ToPy<'py, 'k> {
         parts: &NumberParts<'_>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.numbers {
-            Numbers::Decimal => self.decimal.call1((text,)),
+            Numbers::Decimal => {
+                if let Some(d) = small_decimal(self.py, raw) {
+                    return Ok(d);
+                }
+                let d = self.decimal.call1((text,))?;
+                remember_small_decimal(raw, &d);
+                Ok(d)
+            }
             Numbers::Native => self.native_parts(raw, parts),
         }
     }
