@@ -56,11 +56,13 @@ fn check_kwargs(kwargs: &Kwargs, known: &[&str]) -> Result<(), Error> {
 }
 
 /// An optional keyword argument (after `check_kwargs`), without bookkeeping.
+/// Presence is checked by scanning the (one or two) passed names: `Kwargs::has`
+/// hashes a `Value` with SipHash even when no keyword was passed.
 fn kw<'a, T>(kwargs: &'a Kwargs, key: &'a str) -> Result<Option<T>, Error>
 where
     Option<T>: ArgType<'a, Output = Option<T>>,
 {
-    if kwargs.has(key) {
+    if kwargs.args().any(|k| k == key) {
         kwargs.peek::<Option<T>>(key)
     } else {
         Ok(None)

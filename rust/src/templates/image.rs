@@ -76,7 +76,7 @@ pub fn to_value(v: &AttrValue) -> Value {
 pub fn map_value(m: &Map) -> Value {
     let mut out = SmallMap::with_capacity(m.len());
     for (k, v) in m {
-        out.push(Value::from(k.as_str()), to_value(v));
+        out.push(k, to_value(v));
     }
     Value::from_object(out)
 }

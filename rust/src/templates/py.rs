@@ -277,14 +277,11 @@ impl PyTemplateSet {
 /// for REMOVE records) as top-level names, plus `event`.
 pub fn record_context(rec: &StreamRecord) -> Value {
     let mut event = SmallMap::with_capacity(4);
-    event.insert(Value::from("name"), Value::from(rec.event_name.as_str()));
-    event.insert(Value::from("id"), Value::from(rec.event_id.as_str()));
+    event.insert("name", Value::from(rec.event_name.as_str()));
+    event.insert("id", Value::from(rec.event_id.as_str()));
+    event.insert("sequence_number", Value::from(rec.sequence_number.as_str()));
     event.insert(
-        Value::from("sequence_number"),
-        Value::from(rec.sequence_number.as_str()),
-    );
-    event.insert(
-        Value::from("approximate_creation_time"),
+        "approximate_creation_time",
         rec.approximate_creation_time
             .map_or(Value::from(()), Value::from),
     );

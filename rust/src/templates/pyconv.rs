@@ -20,43 +20,54 @@ use pyo3::types::{
 
 use super::decimal::{decimal_value, value_to_dec, DecimalObj};
 use super::error::TplError;
+use crate::ddb::value::Str;
 
 /// Nesting deeper than this is refused (it also stops self-referencing containers).
 const MAX_DEPTH: usize = 64;
 
 /// A small string-keyed map in insertion order. Lookups are linear: context
-/// maps are small, and comparing a few short strings beats hashing them.
+/// maps are small, and comparing a few short strings beats hashing them. Keys
+/// are kept as plain text (inline up to 24 bytes) beside the values, so a
+/// lookup compares `&str`s without going through `Value`.
 #[derive(Debug, Default)]
 pub struct SmallMap {
-    entries: Vec<(Value, Value)>,
+    keys: Vec<Str>,
+    values: Vec<Value>,
 }
 
 impl SmallMap {
     pub fn with_capacity(n: usize) -> Self {
         SmallMap {
-            entries: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
         }
     }
 
     /// Insert or replace.
-    pub fn insert(&mut self, key: Value, value: Value) {
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.entries.push((key, value)),
+    pub fn insert(&mut self, key: &str, value: Value) {
+        match self.position(key) {
+            Some(i) => {
+                if let Some(slot) = self.values.get_mut(i) {
+                    *slot = value;
+                }
+            }
+            None => self.push(key, value),
         }
     }
 
     /// Append without checking for an existing key (the caller knows it is new:
     /// Python dict keys, DynamoDB map keys).
-    pub(crate) fn push(&mut self, key: Value, value: Value) {
-        self.entries.push((key, value));
+    pub(crate) fn push(&mut self, key: &str, value: Value) {
+        self.keys.push(Str::new(key));
+        self.values.push(value);
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.keys.iter().position(|k| k.as_str() == key)
     }
 
     fn find(&self, key: &str) -> Option<Value> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v.clone())
+        self.values.get(self.position(key)?).cloned()
     }
 }
 
@@ -78,11 +89,11 @@ impl Object for SmallMap {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.entries.iter().map(|(k, _)| k.clone()).collect())
+        Enumerator::Values(self.keys.iter().map(|k| Value::from(k.as_str())).collect())
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.entries.len())
+        Some(self.keys.len())
     }
 }
 
@@ -165,12 +176,12 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn key_text(key: &Bound<'_, PyAny>) -> Result<Value, ConvError> {
+fn key_text(key: &Bound<'_, PyAny>) -> Result<Str, ConvError> {
     if let Ok(s) = key.downcast::<PyString>() {
-        return Ok(Value::from(s.to_str()?));
+        return Ok(Str::new(s.to_str()?));
     }
     // Non-string keys (ints, Decimals) are reachable by their text.
-    Ok(Value::from(key.str()?.to_str()?))
+    Ok(Str::new(key.str()?.to_str()?))
 }
 
 fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
@@ -257,7 +268,7 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
             let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
             let key = key_text(&k)?;
             let value = to_value(&v, depth + 1).map_err(|e| e.at(k.to_string()))?;
-            map.insert(key, value);
+            map.insert(&key, value);
         }
         return Ok(Value::from_object(map));
     }
@@ -308,9 +319,9 @@ fn dict_value(d: &Bound<'_, PyDict>, depth: usize) -> Result<Value, ConvError> {
         let key = key_text(&k)?;
         let value = to_value(&v, depth + 1).map_err(|e| e.at(k.to_string()))?;
         if dedupe {
-            map.insert(key, value);
+            map.insert(&key, value);
         } else {
-            map.push(key, value);
+            map.push(&key, value);
         }
     }
     Ok(Value::from_object(map))
