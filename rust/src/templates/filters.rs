@@ -109,11 +109,7 @@ fn format_moment(
     let moment = to_moment(value)?;
     let zone = match tz {
         None | Some("UTC") | Some("utc") | Some("Z") => Tz::UTC,
-        Some(name) => Tz::from_str(name).map_err(|_| {
-            invalid(format!(
-                "unknown time zone {name:?} (use an IANA name such as \"Europe/Berlin\")"
-            ))
-        })?,
+        Some(name) => time_zone(name)?,
     };
     let fmt = format.unwrap_or(default_format);
     let items = parsed_format(fmt)?;
@@ -252,6 +248,31 @@ fn parsed_format(fmt: &str) -> Result<Rc<[Item<'static>]>, Error> {
         cache.push((fmt.into(), items.clone()));
     });
     Ok(items)
+}
+
+/// The zone named `name`, remembering the last one per thread: a template set
+/// formats many moments in few zones, and the name lookup costs more than
+/// comparing the name with the last one.
+fn time_zone(name: &str) -> Result<Tz, Error> {
+    thread_local! {
+        static LAST: RefCell<Option<(Box<str>, Tz)>> = const { RefCell::new(None) };
+    }
+    let hit = LAST.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(n, _)| &**n == name)
+            .map(|(_, tz)| *tz)
+    });
+    if let Some(tz) = hit {
+        return Ok(tz);
+    }
+    let tz = Tz::from_str(name).map_err(|_| {
+        invalid(format!(
+            "unknown time zone {name:?} (use an IANA name such as \"Europe/Berlin\")"
+        ))
+    })?;
+    LAST.with(|c| *c.borrow_mut() = Some((name.into(), tz)));
+    Ok(tz)
 }
 
 fn to_moment(value: &Value) -> Result<DateTime<Utc>, Error> {
@@ -622,6 +643,21 @@ mod tests {
             render("{{ iso|datetime(tz='Europe/Berlin') }}|{{ off|datetime }}|{{ naive|datetime }}|{{ day|datetime }}|{{ epoch_text|date }}|{{ frac|datetime('%S.%3f') }}", ctx),
             "2026-07-01 14:30|2026-07-01 10:30|2026-07-01 12:30|2026-07-01 00:00|2026-01-01|00.750"
         );
+    }
+
+    #[test]
+    fn alternating_time_zones_each_give_their_own_offset() {
+        // GIVEN one moment formatted in zones that alternate (the last zone is remembered)
+        let ctx = context! { t => "2026-07-01T12:30:00Z" };
+        let src = "{{ t|datetime('%H:%M %Z', tz='Europe/Berlin') }}|\
+                   {{ t|datetime('%H:%M %Z', tz='America/New_York') }}|\
+                   {{ t|datetime('%H:%M %Z', tz='Europe/Berlin') }}";
+        // THEN each call uses its own zone
+        assert_eq!(render(src, ctx.clone()), "14:30 CEST|08:30 EDT|14:30 CEST");
+        // AND an unknown zone right after a known one still fails
+        let bad = "{{ t|datetime(tz='Europe/Berlin') }}{{ t|datetime(tz='Europe/Berlinx') }}";
+        let err = env().render_str(bad, ctx).unwrap_err();
+        assert!(err.to_string().contains("unknown time zone"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 
 use super::decimal::{decimal_value, Dec};
+use super::keys::{self, Fingerprint};
 use super::pyconv::SmallMap;
 use crate::ddb::value::{AttrValue, Map, Number};
 
@@ -22,6 +23,8 @@ use crate::ddb::value::{AttrValue, Map, Number};
 #[derive(Debug)]
 pub struct RecordContext {
     image: Option<Arc<Map>>,
+    /// Fingerprints of the image's attribute names, for lookups.
+    prints: Box<[Fingerprint]>,
     /// One slot per image attribute, filled on first read.
     converted: Box<[OnceLock<Value>]>,
     event: Value,
@@ -30,8 +33,14 @@ pub struct RecordContext {
 impl RecordContext {
     pub fn new(image: Option<Arc<Map>>, event: Value) -> Self {
         let n = image.as_ref().map_or(0, |m| m.len());
+        let prints = image
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|(k, _)| Fingerprint::of(k))
+            .collect();
         RecordContext {
             image,
+            prints,
             converted: (0..n).map(|_| OnceLock::new()).collect(),
             event,
         }
@@ -108,7 +117,12 @@ impl Object for RecordContext {
             return Some(self.event.clone());
         }
         let root = self.image.as_ref()?;
-        let i = root.iter().position(|(k, _)| k == key)?;
+        let i = keys::position(
+            self.prints.iter().zip(root.iter()),
+            key,
+            |(p, _)| **p,
+            |(_, (k, _))| k.as_str(),
+        )?;
         let (_, v) = root.get(i)?;
         let slot = self.converted.get(i)?;
         Some(slot.get_or_init(|| to_value(v)).clone())

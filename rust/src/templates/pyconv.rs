@@ -20,6 +20,7 @@ use pyo3::types::{
 
 use super::decimal::{decimal_value, value_to_dec, DecimalObj};
 use super::error::TplError;
+use super::keys::{self, Fingerprint};
 use crate::ddb::value::Str;
 
 /// Nesting deeper than this is refused (it also stops self-referencing containers).
@@ -31,26 +32,27 @@ const MAX_DEPTH: usize = 64;
 /// lookup compares `&str`s without going through `Value`.
 #[derive(Debug, Default)]
 pub struct SmallMap {
-    keys: Vec<Str>,
-    values: Vec<Value>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    print: Fingerprint,
+    key: Str,
+    value: Value,
 }
 
 impl SmallMap {
     pub fn with_capacity(n: usize) -> Self {
         SmallMap {
-            keys: Vec::with_capacity(n),
-            values: Vec::with_capacity(n),
+            entries: Vec::with_capacity(n),
         }
     }
 
     /// Insert or replace.
     pub fn insert(&mut self, key: &str, value: Value) {
-        match self.position(key) {
-            Some(i) => {
-                if let Some(slot) = self.values.get_mut(i) {
-                    *slot = value;
-                }
-            }
+        match self.position(key).and_then(|i| self.entries.get_mut(i)) {
+            Some(slot) => slot.value = value,
             None => self.push(key, value),
         }
     }
@@ -58,16 +60,21 @@ impl SmallMap {
     /// Append without checking for an existing key (the caller knows it is new:
     /// Python dict keys, DynamoDB map keys).
     pub(crate) fn push(&mut self, key: &str, value: Value) {
-        self.keys.push(Str::new(key));
-        self.values.push(value);
+        self.entries.push(Entry {
+            print: Fingerprint::of(key),
+            key: Str::new(key),
+            value,
+        });
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        self.keys.iter().position(|k| k.as_str() == key)
+        keys::position(&self.entries, key, |e| e.print, |e| e.key.as_str())
     }
 
     fn find(&self, key: &str) -> Option<Value> {
-        self.values.get(self.position(key)?).cloned()
+        self.entries
+            .get(self.position(key)?)
+            .map(|e| e.value.clone())
     }
 }
 
@@ -89,11 +96,16 @@ impl Object for SmallMap {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.keys.iter().map(|k| Value::from(k.as_str())).collect())
+        Enumerator::Values(
+            self.entries
+                .iter()
+                .map(|e| Value::from(e.key.as_str()))
+                .collect(),
+        )
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.keys.len())
+        Some(self.entries.len())
     }
 }
 
