@@ -24,6 +24,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Quick runs time the decoders at one batch size: the tracked ratios are taken at 1,000 records.
+QUICK_DECODE_SIZE = 1_000
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In quick runs, deselect the decode benchmarks of other batch sizes."""
+    if not config.getoption("--bench-quick"):
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        size = callspec.params.get("n") if callspec is not None else None
+        is_decode = item.path.name == "test_decode.py"
+        (dropped if is_decode and size != QUICK_DECODE_SIZE else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @dataclass(frozen=True)
 class Scale:
     """How much work each benchmark does (ratios are comparable across scales)."""
