@@ -284,12 +284,11 @@ impl<'a> Parser<'a> {
             return Some(Vec::new());
         }
         let start = self.entries.len();
-        let out = self.map_members(depth);
-        if out.is_none() {
+        if self.map_members(depth).is_none() {
             self.entries.truncate(start);
+            return None;
         }
         let mut map: Map = self.entries.drain(start..).collect();
-        out?;
         dedup_last_wins(&mut map);
         Some(map)
     }

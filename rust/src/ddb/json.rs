@@ -249,7 +249,7 @@ impl<'de> Visitor<'de> for AvSeed<'_> {
     }
 }
 
-pub(crate) struct StrSeed;
+struct StrSeed;
 
 impl<'de> DeserializeSeed<'de> for StrSeed {
     type Value = Str;
