@@ -11,8 +11,10 @@ Groups:
   ``notifier.ddb.deserialize_image``, plus ``event``). notifier: ``render_many``.
 - ``render-records-1000``: notifier renders decoded ``StreamRecord``s straight from their
   Rust images (``render_records``); the baselines render the same dicts as above.
-- ``decode-render-1000``: from the raw event bytes. notifier: ``decode_stream_event`` +
-  ``render_records``; baselines: ``orjson.loads`` + boto3 ``TypeDeserializer`` + render.
+- ``decode-render-1000``: from the raw event bytes. notifier: ``render_event`` (decode ->
+  route -> render in one call); ``notifier-two-calls``: ``decode_stream_event`` +
+  ``render_records`` (shown, not a baseline); baselines: ``orjson.loads`` + boto3
+  ``TypeDeserializer`` + render.
 
 Baselines: Jinja2 (one Environment, templates compiled once, StrictUndefined, autoescape
 for .html, same trim/lstrip settings) and the ``minijinja`` PyPI binding (same templates
@@ -277,7 +279,12 @@ def notifier_records(records: list[Any]) -> list[Rendered | TemplateError]:
     return notifier_set().render_records(records, TEMPLATE, locales)
 
 
-def notifier_fused(raw: bytes) -> list[Rendered | TemplateError]:
+def notifier_fused(raw: bytes) -> list[Any]:
+    """One crossing: decode, route (one template) and render, locale from ``user.locale``."""
+    return notifier_set().render_event(raw, TEMPLATE, locale="user.locale")
+
+
+def notifier_two_calls(raw: bytes) -> list[Rendered | TemplateError]:
     return notifier_records(decode_stream_event(raw))
 
 
@@ -340,6 +347,14 @@ def test_decode_render_notifier(benchmark: Any) -> None:
     assert_same(_parts(notifier_fused(raw)))
     benchmark.extra_info["lib"] = "notifier"
     benchmark(notifier_fused, raw)
+
+
+@pytest.mark.benchmark(group=f"decode-render-{N}")
+def test_decode_render_notifier_two_calls(benchmark: Any) -> None:
+    raw = event_bytes()
+    assert notifier_two_calls(raw) == notifier_fused(raw)
+    benchmark.extra_info["lib"] = "notifier-two-calls"
+    benchmark(notifier_two_calls, raw)
 
 
 def _baseline_fused(renderer: Jinja2Renderer | MinijinjaRenderer) -> Callable[[bytes], Any]:

@@ -240,3 +240,24 @@ class TemplateSet:
         ``event`` = {name, id, sequence_number, approximate_creation_time}. No Python
         objects are built for the images. Per-record failures are TemplateError items.
         """
+    def render_event(
+        self,
+        event: bytes | bytearray | str | Mapping[str, Any],
+        names: str | Mapping[str, str] | None = None,
+        *,
+        route: str = "event_type",
+        locale: str | None = "user.locale",
+    ) -> list[Rendered | TemplateError | RecordError | None]:
+        """Decode a stream event and render every record in one call (decode -> route ->
+        render), with the GIL released throughout for raw bytes/str.
+
+        ``names``: one template for every record, a mapping from the value of the
+        ``route`` attribute (a dotted path in the image) to a template name, or None for
+        the template named by that value. ``locale``: dotted path of the record's locale
+        (None, or a missing attribute: the default locale). One item per record, in
+        order: Rendered; a TemplateError when rendering failed; the record's RecordError
+        (as ``decode_stream_event(..., errors="collect")`` gives it) when it did not
+        decode; None when ``names`` is a mapping without the record's route value, or
+        the record has no route attribute. Context as for ``render_records``. Raises
+        DecodeError only for a malformed envelope (not JSON, no ``Records`` list).
+        """

@@ -132,37 +132,44 @@ fn decode_stream_event(
 ) -> PyResult<Py<PyList>> {
     let numbers = Numbers::from_arg(numbers)?;
     let errors = errors_arg(errors)?;
-    guard(|| {
-        let text: Option<Result<Arc<str>, DecodeErr>> = if let Ok(b) = event.downcast::<PyBytes>() {
-            Some(utf8(b.as_bytes()))
-        } else if let Ok(b) = event.downcast::<PyByteArray>() {
-            Some(utf8(&b.to_vec()))
-        } else if let Ok(s) = event.downcast::<PyString>() {
-            Some(
-                s.to_str()
-                    .map(Arc::from)
-                    .map_err(|_| DecodeErr::new("event is not valid Unicode (lone surrogate)")),
-            )
-        } else {
-            None
-        };
-        match text {
-            Some(text) => {
-                let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
-                from_text(py, text, numbers, errors)
-            }
-            None => from_py(py, event, numbers, errors),
+    guard(|| match event_text(event) {
+        Some(text) => {
+            let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
+            from_text(py, Arc::from(text.as_ref()), numbers, errors)
         }
+        None => from_py(py, event, numbers, errors),
     })
 }
 
-fn utf8(bytes: &[u8]) -> Result<Arc<str>, DecodeErr> {
+/// The JSON text of a raw event (`bytes`, `bytearray` or `str`), borrowed
+/// from the Python object where it can be (bytes and str are immutable);
+/// `None` when `event` is something else (a parsed event).
+pub(crate) fn event_text<'a>(
+    event: &'a Bound<'_, PyAny>,
+) -> Option<Result<std::borrow::Cow<'a, str>, DecodeErr>> {
+    use std::borrow::Cow;
+    if let Ok(b) = event.downcast::<PyBytes>() {
+        Some(utf8(b.as_bytes()).map(Cow::Borrowed))
+    } else if let Ok(b) = event.downcast::<PyByteArray>() {
+        Some(utf8(&b.to_vec()).map(|s| Cow::Owned(s.to_owned())))
+    } else if let Ok(s) = event.downcast::<PyString>() {
+        Some(
+            s.to_str()
+                .map(Cow::Borrowed)
+                .map_err(|_| DecodeErr::new("event is not valid Unicode (lone surrogate)")),
+        )
+    } else {
+        None
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeErr> {
     std::str::from_utf8(bytes)
-        .map(Arc::from)
         .map_err(|e| DecodeErr::new(format!("event is not valid UTF-8 ({e})")))
 }
 
-fn record_error(
+/// A `RecordError` (as a Python object) for a record that failed to decode.
+pub(crate) fn record_error(
     py: Python<'_>,
     index: usize,
     error: String,
@@ -227,12 +234,8 @@ fn from_text(
     Ok(PyList::new(py, out)?.unbind())
 }
 
-fn from_py(
-    py: Python<'_>,
-    event: &Bound<'_, PyAny>,
-    numbers: Numbers,
-    errors: Errors,
-) -> PyResult<Py<PyList>> {
+/// The `Records` of a parsed event (`{"Records": [...]}` as Python objects).
+pub(crate) fn parsed_records<'py>(event: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let envelope_err = |what: &str| {
         DecodeError::new_err(format!(
             "not a DynamoDB stream event (expected {{\"Records\": [...]}}): {what}"
@@ -253,36 +256,69 @@ fn from_py(
         )));
     };
     let records = records.ok_or_else(|| envelope_err("missing field `Records`"))?;
-    let items: Vec<Bound<'_, PyAny>> = if let Ok(l) = records.downcast::<PyList>() {
-        l.iter().collect()
+    if let Ok(l) = records.downcast::<PyList>() {
+        Ok(l.iter().collect())
     } else if let Ok(t) = records.downcast::<PyTuple>() {
-        t.iter().collect()
+        Ok(t.iter().collect())
     } else {
-        return Err(envelope_err("`Records` is not a list"));
-    };
+        Err(envelope_err("`Records` is not a list"))
+    }
+}
+
+/// A failed record of a parsed event: its message (with the record's path) and
+/// what could be salvaged, or the Python error that stopped decoding.
+pub(crate) struct ParsedFailure {
+    pub(crate) message: String,
+    pub(crate) event_id: Option<String>,
+    pub(crate) sequence_number: Option<String>,
+}
+
+/// Decode record `index` of a parsed event.
+pub(crate) fn parsed_record(
+    rec: &Bound<'_, PyAny>,
+    index: usize,
+) -> PyResult<Result<event::RecordData, ParsedFailure>> {
+    match frompy::record_from_py(rec) {
+        Ok(data) => Ok(Ok(data)),
+        Err(Fail::Py(e)) => Err(e),
+        Err(Fail::Decode(e)) => {
+            let (event_id, sequence_number) = frompy::salvage_ids(rec);
+            Ok(Err(ParsedFailure {
+                message: e.within_index(index).within_key("Records").to_string(),
+                event_id,
+                sequence_number,
+            }))
+        }
+    }
+}
+
+fn from_py(
+    py: Python<'_>,
+    event: &Bound<'_, PyAny>,
+    numbers: Numbers,
+    errors: Errors,
+) -> PyResult<Py<PyList>> {
+    let items = parsed_records(event)?;
     let mut out = Vec::with_capacity(items.len());
     let keys = Arc::new(KeyCache::default());
     for (index, rec) in items.iter().enumerate() {
-        match frompy::record_from_py(rec) {
+        match parsed_record(rec, index)? {
             Ok(data) => {
                 let raw = RawText::Py(rec.clone().unbind());
                 let r = StreamRecord::from_data(index, data, numbers, raw, Some(Arc::clone(&keys)));
                 out.push(Py::new(py, r)?.into_any());
             }
-            Err(Fail::Py(e)) => return Err(e),
-            Err(Fail::Decode(e)) => {
-                let e = e.within_index(index).within_key("Records");
+            Err(f) => {
                 if errors == Errors::Raise {
-                    return Err(DecodeError::new_err(e.to_string()));
+                    return Err(DecodeError::new_err(f.message));
                 }
-                let (event_id, sequence_number) = frompy::salvage_ids(rec);
                 let raw = record::dump_json(rec)?;
                 out.push(record_error(
                     py,
                     index,
-                    e.to_string(),
-                    event_id,
-                    sequence_number,
+                    f.message,
+                    f.event_id,
+                    f.sequence_number,
                     raw,
                 )?);
             }

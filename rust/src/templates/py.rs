@@ -3,18 +3,24 @@
 //! Contexts from Python are converted under the GIL, then rendering runs with
 //! the GIL released. Stream records are rendered straight from their decoded
 //! images: no Python object is built for them.
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use minijinja::value::Value;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyList, PyMapping, PyString};
 
 use super::error::{TplError, TplResult};
 use super::image::RecordContext;
 use super::pyconv::{context_to_value, SmallMap};
 use super::set::{RenderedParts, TemplateSet};
-use crate::ddb::StreamRecord;
+use crate::ddb::event::{decode_event_str, RecordData};
+use crate::ddb::{self, AttrValue, Map, StreamRecord};
+use crate::errors::DecodeError;
 
 /// One rendered notification: subject, plain text and (optional) HTML.
 #[pyclass(frozen, eq, hash, module = "notifier._core")]
@@ -264,6 +270,77 @@ impl PyTemplateSet {
         result_list(py, results)
     }
 
+    /// Decode a raw stream event and render every record, in one call with the GIL released.
+    #[pyo3(signature = (event, names = None, *, route = "event_type", locale = Some("user.locale")))]
+    fn render_event(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        names: Option<&Bound<'_, PyAny>>,
+        route: &str,
+        locale: Option<&str>,
+    ) -> PyResult<Py<PyList>> {
+        let names = Names::from_arg(names)?;
+        let how = Routing {
+            names: &names,
+            route,
+            locale,
+        };
+        ddb::guard(|| {
+            let outcomes = match ddb::event_text(event) {
+                Some(text) => {
+                    let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
+                    let text: &str = &text;
+                    let outcomes = py
+                        .allow_threads(|| {
+                            let decoded = decode_event_str(text, false)?;
+                            Ok(decoded
+                                .into_iter()
+                                .enumerate()
+                                .map(|(index, rec)| match rec.result {
+                                    Ok(data) => self.render_data(data, &how),
+                                    Err(f) => Outcome::Failed {
+                                        index,
+                                        message: f.error.to_string(),
+                                        event_id: f.event_id,
+                                        sequence_number: f.sequence_number,
+                                        raw: FailedRaw::Range(rec.raw),
+                                    },
+                                })
+                                .collect::<Vec<_>>())
+                        })
+                        .map_err(|e: ddb::DecodeErr| DecodeError::new_err(e.to_string()))?;
+                    return self.outcome_list(py, outcomes, Some(text));
+                }
+                None => {
+                    let records = ddb::parsed_records(event)?;
+                    let mut data = Vec::with_capacity(records.len());
+                    for (index, rec) in records.iter().enumerate() {
+                        data.push(match ddb::parsed_record(rec, index)? {
+                            Ok(d) => Ok(d),
+                            Err(f) => Err(Outcome::Failed {
+                                index,
+                                message: f.message,
+                                event_id: f.event_id,
+                                sequence_number: f.sequence_number,
+                                raw: FailedRaw::Py(crate::ddb::record::dump_json(rec)?.unbind()),
+                            }),
+                        });
+                    }
+                    py.allow_threads(|| {
+                        data.into_iter()
+                            .map(|d| match d {
+                                Ok(d) => self.render_data(d, &how),
+                                Err(failed) => failed,
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                }
+            };
+            self.outcome_list(py, outcomes, None)
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "TemplateSet({:?}, names={:?})",
@@ -273,18 +350,166 @@ impl PyTemplateSet {
     }
 }
 
+/// How `render_event` picks each record's template and locale.
+enum Names {
+    /// One template for every record.
+    One(String),
+    /// The template for each value of the route attribute; others are skipped.
+    ByRoute(HashMap<String, String>),
+    /// The template named by the route attribute's value.
+    RouteValue,
+}
+
+impl Names {
+    fn from_arg(names: Option<&Bound<'_, PyAny>>) -> PyResult<Names> {
+        let Some(names) = names.filter(|n| !n.is_none()) else {
+            return Ok(Names::RouteValue);
+        };
+        if let Ok(s) = names.downcast::<PyString>() {
+            return Ok(Names::One(s.to_str()?.to_string()));
+        }
+        let mapping = names.downcast::<PyMapping>().map_err(|_| {
+            PyTypeError::new_err(
+                "names must be a template name, a mapping of route values to template names, or None",
+            )
+        })?;
+        let mut out = HashMap::new();
+        for item in mapping.items()?.iter() {
+            let (k, v): (String, String) = item.extract()?;
+            out.insert(k, v);
+        }
+        Ok(Names::ByRoute(out))
+    }
+}
+
+struct Routing<'a> {
+    names: &'a Names,
+    /// Dotted path of the attribute that selects the template.
+    route: &'a str,
+    /// Dotted path of the attribute that holds the locale.
+    locale: Option<&'a str>,
+}
+
+/// The text of a string or number attribute (what routing keys and locales are).
+fn attr_text(v: &AttrValue) -> Option<&str> {
+    match v {
+        AttrValue::S(s) => Some(s.as_str()),
+        AttrValue::N(n) => Some(n.as_str()),
+        _ => None,
+    }
+}
+
+/// Where a failed record's text comes from.
+enum FailedRaw {
+    Range(Range<usize>),
+    Py(Py<PyString>),
+}
+
+/// What `render_event` gives for one record.
+enum Outcome {
+    Done(TplResult<RenderedParts>),
+    /// No template for this record (no or unmapped route value).
+    Unrouted,
+    /// The record did not decode.
+    Failed {
+        index: usize,
+        message: String,
+        event_id: Option<String>,
+        sequence_number: Option<String>,
+        raw: FailedRaw,
+    },
+}
+
+impl PyTemplateSet {
+    fn render_data(&self, data: RecordData, how: &Routing<'_>) -> Outcome {
+        let image = data.new_image.or(data.old_image).map(Arc::new);
+        let attr = |path: &str| {
+            image
+                .as_deref()
+                .and_then(|m| AttrValue::get_path(m, path))
+                .and_then(attr_text)
+        };
+        let name: Cow<'_, str> = match how.names {
+            Names::One(n) => Cow::Borrowed(n.as_str()),
+            Names::ByRoute(m) => match attr(how.route).and_then(|v| m.get(v)) {
+                Some(n) => Cow::Borrowed(n.as_str()),
+                None => return Outcome::Unrouted,
+            },
+            Names::RouteValue => match attr(how.route) {
+                Some(v) => Cow::Owned(v.to_string()),
+                None => return Outcome::Unrouted,
+            },
+        };
+        let locale = how.locale.and_then(attr).map(str::to_string);
+        let ctx = context_value(
+            &data.event_name,
+            &data.event_id,
+            &data.sequence_number,
+            data.approximate_creation_time,
+            image,
+        );
+        Outcome::Done(self.set.render(&name, locale.as_deref(), &ctx))
+    }
+
+    fn outcome_list(
+        &self,
+        py: Python<'_>,
+        outcomes: Vec<Outcome>,
+        text: Option<&str>,
+    ) -> PyResult<Py<PyList>> {
+        let mut out: Vec<PyObject> = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            out.push(match o {
+                Outcome::Done(Ok(parts)) => Py::new(py, Rendered::from(parts))?.into_any(),
+                Outcome::Done(Err(e)) => e.to_pyerr(py).into_value(py).into_any(),
+                Outcome::Unrouted => py.None(),
+                Outcome::Failed {
+                    index,
+                    message,
+                    event_id,
+                    sequence_number,
+                    raw,
+                } => {
+                    let raw = match raw {
+                        FailedRaw::Range(r) => {
+                            PyString::new(py, text.and_then(|t| t.get(r)).unwrap_or_default())
+                        }
+                        FailedRaw::Py(s) => s.into_bound(py),
+                    };
+                    ddb::record_error(py, index, message, event_id, sequence_number, raw)?
+                }
+            });
+        }
+        Ok(PyList::new(py, out)?.unbind())
+    }
+}
+
 /// The template context of a stream record: the new image (the old image
 /// for REMOVE records) as top-level names, plus `event`.
 pub fn record_context(rec: &StreamRecord) -> Value {
+    context_value(
+        &rec.event_name,
+        &rec.event_id,
+        &rec.sequence_number,
+        rec.approximate_creation_time,
+        rec.new_image_map().or(rec.old_image_map()).cloned(),
+    )
+}
+
+fn context_value(
+    event_name: &str,
+    event_id: &str,
+    sequence_number: &str,
+    approximate_creation_time: Option<f64>,
+    image: Option<Arc<Map>>,
+) -> Value {
     let mut event = SmallMap::with_capacity(4);
-    event.insert("name", Value::from(rec.event_name.as_str()));
-    event.insert("id", Value::from(rec.event_id.as_str()));
-    event.insert("sequence_number", Value::from(rec.sequence_number.as_str()));
+    event.insert("name", Value::from(event_name));
+    event.insert("id", Value::from(event_id));
+    event.insert("sequence_number", Value::from(sequence_number));
     event.insert(
         "approximate_creation_time",
-        rec.approximate_creation_time
-            .map_or(Value::from(()), Value::from),
+        approximate_creation_time.map_or(Value::from(()), Value::from),
     );
-    let image = rec.new_image_map().or(rec.old_image_map()).cloned();
     Value::from_object(RecordContext::new(image, Value::from_object(event)))
 }
