@@ -271,7 +271,10 @@ impl PyTemplateSet {
     }
 
     /// Decode a raw stream event and render every record, in one call with the GIL released.
-    #[pyo3(signature = (event, names = None, *, route = "event_type", locale = Some("user.locale")))]
+    #[pyo3(
+        signature = (event, names = None, *, route = "event_type", locale = Some("user.locale")),
+        text_signature = "(self, /, event, names=None, *, route='event_type', locale='user.locale')"
+    )]
     fn render_event(
         &self,
         py: Python<'_>,
