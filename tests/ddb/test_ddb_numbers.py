@@ -93,7 +93,16 @@ def test_serialized_numbers_match_boto3_or_raise_encode_error(number: int | Deci
             serialize_value(number)
 
 
-@pytest.mark.parametrize("texts", [("1.5", "1.50", "15E-1"), ("0", "-0", "0.0", "0E+2")])
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ("1.5", "1.50", "15E-1"),
+        ("0", "-0", "0.0", "0E+2"),
+        # long integers (built from an int, not parsed from text): signs, zeros, 18/19 digits
+        ("1767225600", "-0000000", "-00000001", "0001767225600", "999999999999999999"),
+        ("-999999999999999999", "1000000000000000000", "-9223372036854775809", "00000000"),
+    ],
+)
 def test_equal_numbers_keep_their_own_digits_on_every_path(texts: tuple[str, ...]) -> None:
     # GIVEN short number texts that are equal as values but spelled differently
     # (short numbers' Decimals are shared across calls and batches)

@@ -94,6 +94,14 @@ fn all_digits(s: &str) -> bool {
 }
 
 /// Parse and validate DynamoDB number text.
+/// True for `-?[0-9]{1,38}`: an integer that is always valid (at most 38
+/// digits, adjusted exponent at most 37), the common case of counts, ids and
+/// epoch seconds; [`parse`] is not needed to accept it.
+pub fn is_plain_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.len() <= MAX_DIGITS && all_digits(digits)
+}
+
 pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     let bad = || format!("invalid number {:?}", shorten(text));
     let (negative, body) = match text.as_bytes().first() {
@@ -171,6 +179,36 @@ pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_integers_are_exactly_the_valid_sign_and_digit_strings() {
+        for text in [
+            "0",
+            "-0",
+            "007",
+            "1767225600",
+            "-42",
+            &"9".repeat(38),
+            &format!("-{}", "1".repeat(38)),
+        ] {
+            assert!(is_plain_integer(text), "{text}");
+            assert!(parse(text).is_ok(), "{text}");
+        }
+        for text in [
+            "",
+            "-",
+            "+1",
+            "1.0",
+            "1e3",
+            " 1",
+            "1_0",
+            "--1",
+            &"9".repeat(39),
+            "١",
+        ] {
+            assert!(!is_plain_integer(text), "{text}");
+        }
+    }
 
     #[test]
     fn accepts_the_decimal_grammar() {

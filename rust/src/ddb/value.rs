@@ -20,7 +20,9 @@ pub struct Number(pub(crate) Str);
 impl Number {
     /// Validate `text` against DynamoDB's number rules (see [`number::parse`]).
     pub fn parse(text: &str) -> Result<Number, String> {
-        number::parse(text)?;
+        if !number::is_plain_integer(text) {
+            number::parse(text)?;
+        }
         Ok(Number(Str::new(text)))
     }
 
