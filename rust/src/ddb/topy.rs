@@ -66,64 +66,12 @@ impl Hasher for FxHasher {
 
 type FxMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 
-/// Attribute-name strs of a batch in a direct-mapped table: a slot per
-/// (length, first and last 8 bytes) hash, a colliding name replaces the
-/// slot's. Names repeat in every record of a batch, so nearly every lookup
-/// hits; under perf this was cheaper than a hash map (FxHash over every byte,
-/// a probe, a `memcmp` call) for the ~30 names of each record.
-pub(crate) struct KeySlots(Box<[Option<KeySlot>]>);
-
-/// A name and its str.
-type KeySlot = (Box<str>, Py<PyString>);
-
-const KEY_SLOTS_BITS: u32 = 10;
-
-impl Default for KeySlots {
-    fn default() -> Self {
-        KeySlots((0..1usize << KEY_SLOTS_BITS).map(|_| None).collect())
-    }
-}
-
-/// The bytes `b[..8]` (zero-padded) as a word.
-fn word(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    let n = b.len().min(8);
-    w[..n].copy_from_slice(&b[..n]);
-    u64::from_le_bytes(w)
-}
-
-impl KeySlots {
-    fn slot(k: &str) -> usize {
-        const K: u64 = 0x9E37_79B9_7F4A_7C15;
-        let b = k.as_bytes();
-        let mut h = word(b) ^ (b.len() as u64).wrapping_mul(K);
-        if b.len() > 8 {
-            h ^= word(&b[b.len() - 8..]).rotate_left(29);
-        }
-        (h.wrapping_mul(K) >> (64 - KEY_SLOTS_BITS)) as usize
-    }
-
-    fn get<'py>(&mut self, py: Python<'py>, k: &str) -> Bound<'py, PyString> {
-        let i = Self::slot(k);
-        if let Some(Some((name, s))) = self.0.get(i) {
-            if name.as_ref() == k {
-                return s.bind(py).clone();
-            }
-        }
-        let s = PyString::new(py, k);
-        if let Some(slot) = self.0.get_mut(i) {
-            *slot = Some((k.into(), s.clone().unbind()));
-        }
-        s
-    }
-}
-
 /// Python objects shared by the records of one batch.
 #[derive(Default)]
 pub(crate) struct Shared {
     /// Attribute names repeat in every record; a reused str also keeps its
     /// cached hash for dict inserts.
-    keys: KeySlots,
+    keys: FxMap<Py<PyString>>,
     /// Decimals are immutable, so equal number texts can share one object.
     decimals: FxMap<Py<PyAny>>,
 }
@@ -232,8 +180,17 @@ impl<'py, 'k> ToPy<'py, 'k> {
 
     fn key(&mut self, k: &str) -> Bound<'py, PyString> {
         let py = self.py;
-        match self.shared.as_deref_mut() {
-            Some(shared) => shared.keys.get(py, k),
+        match self.shared.as_deref_mut().map(|s| &mut s.keys) {
+            Some(cache) => {
+                if let Some(s) = cache.get(k) {
+                    return s.bind(py).clone();
+                }
+                let s = PyString::new(py, k);
+                if cache.len() < KEY_CACHE_MAX {
+                    cache.insert(k.into(), s.clone().unbind());
+                }
+                s
+            }
             None => PyString::new(py, k),
         }
     }
