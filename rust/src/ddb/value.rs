@@ -92,15 +92,37 @@ impl AttrValue {
 /// Make attribute names unique the way a Python dict built from the pairs
 /// would: the first occurrence keeps its position, the last value wins.
 /// (`json.loads` + boto3 behave exactly so on duplicate names.)
+/// A word that equal keys share: the length and the first 7 bytes.
+fn key_print(k: &str) -> u64 {
+    let b = k.as_bytes();
+    let mut w = [0u8; 8];
+    let n = b.len().min(7);
+    if let (Some(dst), Some(src)) = (w.get_mut(..n), b.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    w[7] = b.len().min(255) as u8;
+    u64::from_le_bytes(w)
+}
+
 pub(crate) fn dedup_last_wins(map: &mut Map) {
     let n = map.len();
     if n < 2 {
         return;
     }
     let has_dup = if n <= 16 {
-        map.iter()
-            .enumerate()
-            .any(|(i, (k, _))| map.iter().take(i).any(|(p, _)| p == k))
+        // Pairwise, on a word per key first (length and first 7 bytes): the
+        // common no-duplicate case compares words, not strings (callgrind: the
+        // string compares were ~2,500 instructions per 1.3 KB record).
+        let mut prints = [0u64; 16];
+        for (p, (k, _)) in prints.iter_mut().zip(map.iter()) {
+            *p = key_print(k);
+        }
+        (1..n).any(|i| {
+            (0..i).any(|j| {
+                prints.get(i) == prints.get(j)
+                    && map.get(i).map(|e| &e.0) == map.get(j).map(|e| &e.0)
+            })
+        })
     } else {
         let mut seen = HashSet::with_capacity(n);
         !map.iter().all(|(k, _)| seen.insert(k.as_str()))
@@ -141,6 +163,42 @@ mod tests {
         ];
         dedup_last_wins(&mut m);
         assert_eq!(m, vec![("a".into(), s("3")), ("b".into(), s("2"))]);
+    }
+
+    #[test]
+    fn dedup_tells_look_alike_names_apart() {
+        // GIVEN names sharing length and first 7 bytes, one of them repeated
+        let names = [
+            "created_at",
+            "created_by",
+            "created_at",
+            "",
+            "x",
+            "created_on",
+        ];
+        let mut m: Map = names
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((*k).into(), s(&i.to_string())))
+            .collect();
+        // WHEN deduplicated THEN only the real duplicate is merged, last value winning
+        dedup_last_wins(&mut m);
+        let got: Vec<(&str, AttrValue)> = m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("created_at", s("2")),
+                ("created_by", s("1")),
+                ("", s("3")),
+                ("x", s("4")),
+                ("created_on", s("5")),
+            ]
+        );
+        // AND a map of look-alikes without duplicates is left as it is
+        let mut distinct: Map = vec![("created_at".into(), s("a")), ("created_by".into(), s("b"))];
+        let before = distinct.clone();
+        dedup_last_wins(&mut distinct);
+        assert_eq!(distinct, before);
     }
 
     #[test]
