@@ -335,6 +335,9 @@ impl<'py> Deser<'py> {
             .downcast::<PyString>()
             .map_err(|_| wrong(tag, "a number as a str", obj))?;
         let text = s.to_cow()?;
+        if self.out.makes_decimals() && number::is_plain_integer(&text) {
+            return Ok(self.out.decimal_from_str(s, &text)?);
+        }
         let parts = number::parse(&text).map_err(bad)?;
         Ok(self.out.number_from_str(s, &text, &parts)?)
     }

@@ -307,19 +307,31 @@ impl<'py, 'k> ToPy<'py, 'k> {
         parts: &NumberParts<'_>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.numbers {
-            Numbers::Decimal => {
-                if let Some(d) = small_decimal(self.py, raw) {
-                    return Ok(d);
-                }
-                let d = match plain_i64(raw) {
-                    Some(i) => self.decimal.call1((i,))?,
-                    None => self.decimal.call1((text,))?,
-                };
-                remember_small_decimal(raw, &d);
-                Ok(d)
-            }
+            Numbers::Decimal => self.decimal_from_str(text, raw),
             Numbers::Native => self.native_parts(raw, parts),
         }
+    }
+
+    /// True when numbers become `Decimal`s (the text alone decides the value).
+    pub(crate) fn makes_decimals(&self) -> bool {
+        self.numbers == Numbers::Decimal
+    }
+
+    /// The `Decimal` of validated `raw`, reusing the caller's str.
+    pub(crate) fn decimal_from_str(
+        &self,
+        text: &Bound<'py, PyString>,
+        raw: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(d) = small_decimal(self.py, raw) {
+            return Ok(d);
+        }
+        let d = match plain_i64(raw) {
+            Some(i) => self.decimal.call1((i,))?,
+            None => self.decimal.call1((text,))?,
+        };
+        remember_small_decimal(raw, &d);
+        Ok(d)
     }
 
     fn native(&self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
