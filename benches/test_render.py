@@ -285,7 +285,7 @@ def notifier_fused(raw: bytes) -> list[Any]:
 
 
 def notifier_two_calls(raw: bytes) -> list[Rendered | TemplateError]:
-    return notifier_records(decode_stream_event(raw))
+    return notifier_records(decode_stream_event(raw, images="tree"))
 
 
 # ----------------------------------------------------------------------- benchmarks
@@ -319,7 +319,7 @@ def test_render_dicts_minijinja(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group=f"render-records-{N}")
 def test_render_records_notifier(benchmark: Any) -> None:
-    records = decode_stream_event(event_bytes())
+    records = decode_stream_event(event_bytes(), images="tree")
     assert_same(_parts(notifier_records(records)))
     benchmark.extra_info["lib"] = "notifier"
     benchmark(notifier_records, records)

@@ -38,7 +38,7 @@ def body() -> bytes:
 
 def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
     """Decode (dict or bytes) and report REMOVE records: the same work on both paths."""
-    records = ddb.decode_stream_event(event)
+    records = ddb.decode_stream_event(event, images="tree")
     return {
         "batchItemFailures": [
             {"itemIdentifier": r.sequence_number} for r in records if r.event_name == "REMOVE"
@@ -65,7 +65,7 @@ def _standard_decode() -> Any:
 DECODERS = {
     "awslambdaric": _standard_decode,
     "json.loads+dict": lambda: lambda body: ddb.decode_stream_event(json.loads(body)),
-    "notifier": lambda: ddb.decode_stream_event,
+    "notifier": lambda: lambda body: ddb.decode_stream_event(body, images="tree"),
 }
 
 

@@ -44,6 +44,7 @@ class TemplateError(ValueError):
 # --- DynamoDB JSON (rust/src/ddb) -------------------------------------------------------------
 
 _Numbers = Literal["decimal", "native"]
+_Images = Literal["python", "tree", "lazy"]
 
 def deserialize_value(av: Mapping[str, Any], *, numbers: _Numbers = "decimal") -> Any:
     """One AttributeValue (``{"S": "x"}``) to a plain Python value, like boto3's
@@ -69,12 +70,20 @@ def decode_stream_event(
     *,
     numbers: _Numbers = "decimal",
     errors: Literal["raise"] = "raise",
+    images: _Images = "python",
 ) -> list[StreamRecord]:
     """A Lambda DynamoDB Streams event to records. ``event`` is the raw event (bytes/str,
     decoded in Rust without building the typed dicts) or the parsed dict. A malformed envelope
     always raises DecodeError; a malformed record raises (``errors="raise"``) or is replaced by
     a ``RecordError`` (``errors="collect"``). Messages name the path, e.g.
-    ``Records[17].dynamodb.NewImage.user.email: unknown type tag "X"``."""
+    ``Records[17].dynamodb.NewImage.user.email: unknown type tag "X"``.
+
+    ``images`` (raw events only; every mode validates every image and gives equal values):
+    ``"python"`` builds ``new_image``/``old_image`` as dicts in the decoding pass itself
+    (fastest when you read the images in Python; the GIL is held while decoding);
+    ``"tree"`` builds Rust trees with the GIL released (for ``render_records`` and ``get``;
+    dicts are built from them on first access); ``"lazy"`` only validates (fastest when
+    most images are never read; trees or dicts are built on first use)."""
 
 @overload
 def decode_stream_event(
@@ -82,6 +91,7 @@ def decode_stream_event(
     *,
     numbers: _Numbers = "decimal",
     errors: Literal["collect"],
+    images: _Images = "python",
 ) -> list[StreamRecord | RecordError]:
     """``errors="collect"``: a malformed record yields a ``RecordError`` in its place."""
 

@@ -104,7 +104,8 @@ def build_handler(
     for the ledger, ``"aiobotocore"`` aiobotocore clients; SQS is always aiobotocore.
     ``channels`` injects ready channel objects by config name (tests use this to hold a
     ``MemoryChannel``); ``hot_path`` replaces ``(decode, render)`` (default: the Rust decoder
-    ``decode_stream_event(..., errors="collect")`` and ``TemplateSet.render_records``).
+    ``decode_stream_event(..., errors="collect", images="tree")`` and
+    ``TemplateSet.render_records``).
     Raises ``ConfigError`` for an unusable config.
     """
     settings = settings or Settings.from_env()
@@ -216,7 +217,8 @@ def _hot_path(settings: Settings) -> tuple[Any, Any]:
     template_set = templates.TemplateSet(directory)
 
     def decode(event: Any) -> Any:
-        return ddb.decode_stream_event(event, errors="collect")
+        # images="tree": routing reads paths and rendering reads trees; no Python dicts.
+        return ddb.decode_stream_event(event, errors="collect", images="tree")
 
     return decode, template_set.render_records
 

@@ -1,8 +1,8 @@
 //! No-panic property tests for the pure-Rust decoder: arbitrary bytes and
 //! structurally mutated valid events must decode or fail with a `DecodeErr`.
 use _core::ddb::event::{
-    decode_event_bytes, decode_event_str, decode_event_two_pass, decode_image_json,
-    decode_value_json,
+    decode_event_bytes, decode_event_lazy, decode_event_str, decode_event_two_pass,
+    decode_image_json, decode_value_json, image_from_span, DecodedRecord,
 };
 use proptest::prelude::*;
 
@@ -95,6 +95,19 @@ fn the_valid_event_decodes() {
     assert!(records.iter().all(|r| r.result.is_ok()));
 }
 
+/// A lazily decoded record with its images built from their spans.
+fn fill(text: &str, mut r: DecodedRecord) -> DecodedRecord {
+    if let Ok(data) = &mut r.result {
+        if let Some(span) = data.new_image_span.take() {
+            data.new_image = Some(image_from_span(&text[span]).expect("skimmed image builds"));
+        }
+        if let Some(span) = data.old_image_span.take() {
+            data.old_image = Some(image_from_span(&text[span]).expect("skimmed image builds"));
+        }
+    }
+    r
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -117,6 +130,22 @@ proptest! {
         if let Ok(text) = std::str::from_utf8(&data) {
             for stop in [false, true] {
                 prop_assert_eq!(decode_event_str(text, stop), decode_event_two_pass(text, stop));
+            }
+        }
+    }
+
+    #[test]
+    fn skimmed_images_equal_built_ones_on_mutated_events(edits in prop::collection::vec(edit(), 1..6)) {
+        // GIVEN a mutated event WHEN decoded with images skimmed and with images built
+        // THEN the same records succeed and fail alike, and each skimmed span builds the image
+        let data = apply(VALID.as_bytes(), &edits);
+        if let Ok(text) = std::str::from_utf8(&data) {
+            for stop in [false, true] {
+                let built = decode_event_str(text, stop);
+                let lazy = decode_event_lazy(text, stop).map(|records| {
+                    records.into_iter().map(|r| fill(text, r)).collect::<Vec<_>>()
+                });
+                prop_assert_eq!(built, lazy);
             }
         }
     }

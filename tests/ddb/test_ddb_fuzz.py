@@ -49,8 +49,9 @@ def _touch(records: list[Any]) -> None:
 
 def _decode_all_ways(event: Any) -> None:
     for errors in ("raise", "collect"):
-        with contextlib.suppress(DecodeError):
-            _touch(decode_stream_event(event, errors=errors))
+        for images in ("python", "tree", "lazy"):
+            with contextlib.suppress(DecodeError):
+                _touch(decode_stream_event(event, errors=errors, images=images))
 
 
 @settings(max_examples=500, deadline=None)

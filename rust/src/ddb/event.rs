@@ -24,6 +24,10 @@ pub struct RecordData {
     pub keys: Map,
     pub new_image: Option<Map>,
     pub old_image: Option<Map>,
+    /// Where the images lie in the event text when decoding skimmed them
+    /// (validated, not built: see [`decode_event_lazy`]); then the maps above are None.
+    pub new_image_span: Option<Range<usize>>,
+    pub old_image_span: Option<Range<usize>>,
     pub approximate_creation_time: Option<f64>,
     pub size_bytes: Option<u64>,
     pub stream_view_type: Option<String>,
@@ -72,7 +76,45 @@ struct Envelope<'a> {
 /// unusual (a malformed envelope, a record that fails) is settled by the
 /// two-pass reference path, so results and error messages are the same.
 pub fn decode_event_str(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
-    match decode_event_fast(text, stop_on_error) {
+    decode_event_with(text, stop_on_error, false)
+}
+
+/// [`decode_event_str`] that validates the images of records read in one pass
+/// without building them: such records carry `new_image_span`/`old_image_span`
+/// (built on demand with `fast::image_tree`/`fast::image_py`) instead of maps.
+/// Records the reference path decodes have their maps as usual.
+pub fn decode_event_lazy(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
+    decode_event_with(text, stop_on_error, true)
+}
+
+/// The tree of an image span that [`decode_event_lazy`] validated (`None`
+/// only for a span it did not produce).
+pub fn image_from_span(text: &str) -> Option<Map> {
+    fast::image_tree(text)
+}
+
+fn decode_event_with(
+    text: &str,
+    stop_on_error: bool,
+    skim_images: bool,
+) -> Result<Vec<DecodedRecord>, DecodeErr> {
+    decode_event_using(text, stop_on_error, &mut |t, pos| {
+        fast::record(t, pos, skim_images)
+    })
+}
+
+/// A one-pass record parser: given the text and a record's offset, the record
+/// and its end, or `None` for the reference path.
+pub(crate) type RecordFn<'f> = dyn FnMut(&str, usize) -> Option<(RecordData, usize)> + 'f;
+
+/// [`decode_event_str`] with `record` as the one-pass record parser (given the
+/// text and a record's offset; `None` sends the record to the reference path).
+pub(crate) fn decode_event_using(
+    text: &str,
+    stop_on_error: bool,
+    record: &mut RecordFn<'_>,
+) -> Result<Vec<DecodedRecord>, DecodeErr> {
+    match decode_event_fast(text, stop_on_error, record) {
         Some(out) => Ok(out),
         None => decode_event_two_pass(text, stop_on_error),
     }
@@ -98,7 +140,11 @@ fn value_at<'de, T: Deserialize<'de>>(text: &'de str, pos: usize) -> Option<(T, 
 /// parser's offset (no `RawValue` pre-scan). `None`
 /// when the envelope is not the plain `{"Records": [...]}` shape or anything
 /// fails to decode: the caller then runs the two-pass path.
-fn decode_event_fast(text: &str, stop_on_error: bool) -> Option<Vec<DecodedRecord>> {
+fn decode_event_fast(
+    text: &str,
+    stop_on_error: bool,
+    record: &mut RecordFn<'_>,
+) -> Option<Vec<DecodedRecord>> {
     let bytes = text.as_bytes();
     let mut pos = skip_ws(bytes, 0);
     if bytes.get(pos) != Some(&b'{') {
@@ -120,7 +166,7 @@ fn decode_event_fast(text: &str, stop_on_error: bool) -> Option<Vec<DecodedRecor
             if out.is_some() {
                 return None; // duplicate field
             }
-            let (records, end) = records_fast(text, pos, stop_on_error)?;
+            let (records, end) = records_fast(text, pos, stop_on_error, record)?;
             out = Some(records);
             pos = end;
         } else {
@@ -145,6 +191,7 @@ fn records_fast(
     text: &str,
     mut pos: usize,
     stop_on_error: bool,
+    record: &mut RecordFn<'_>,
 ) -> Option<(Vec<DecodedRecord>, usize)> {
     let bytes = text.as_bytes();
     if bytes.get(pos) != Some(&b'[') {
@@ -164,7 +211,7 @@ fn records_fast(
             let (_, end) = value_at::<IgnoredAny>(text, start)?;
             pos = end;
         } else {
-            let (result, end) = match fast::record(text, start) {
+            let (result, end) = match record(text, start) {
                 Some((data, end)) => (Ok(data), end),
                 None => {
                     // The reference decoder gives the exact error (or success).
@@ -307,6 +354,8 @@ pub(crate) struct PartialDdb {
     pub(crate) keys: Option<Map>,
     pub(crate) new_image: Option<Map>,
     pub(crate) old_image: Option<Map>,
+    pub(crate) new_image_span: Option<Range<usize>>,
+    pub(crate) old_image_span: Option<Range<usize>>,
     pub(crate) approximate_creation_time: Option<f64>,
     pub(crate) size_bytes: Option<u64>,
     pub(crate) stream_view_type: Option<String>,
@@ -337,6 +386,8 @@ impl Partial {
             keys,
             new_image: ddb.new_image,
             old_image: ddb.old_image,
+            new_image_span: ddb.new_image_span,
+            old_image_span: ddb.old_image_span,
             approximate_creation_time: ddb.approximate_creation_time,
             size_bytes: ddb.size_bytes,
             stream_view_type: ddb.stream_view_type,
@@ -606,7 +657,12 @@ pub(crate) mod tests {
                 );
             }
         }
-        assert!(decode_event_fast(&event(&[RECORD, RECORD]), false).is_some());
+        assert!(
+            decode_event_fast(&event(&[RECORD, RECORD]), false, &mut |t, p| fast::record(
+                t, p, false
+            ))
+            .is_some()
+        );
     }
 
     #[test]

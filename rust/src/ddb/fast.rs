@@ -13,23 +13,85 @@
 //! result equals the reference's (`tests` here and `rust/tests/ddb_fuzz.rs`
 //! check that on valid, odd and mutated input).
 use std::borrow::Cow;
+use std::ops::Range;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString};
 
 use super::event::{Partial, PartialDdb, RecordData};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
+use super::number;
+use super::topy::{gc_untrack, is_container_obj, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
 /// Parse one record starting at `pos` of `text` (no leading whitespace):
 /// its fields and the offset just after it, or `None` to use the reference path.
-pub(crate) fn record(text: &str, pos: usize) -> Option<(RecordData, usize)> {
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos,
-        entries: Vec::new(),
-        items: Vec::new(),
+///
+/// With `skim_images`, `NewImage`/`OldImage` are validated by the same grammar
+/// without building anything: the record carries their spans in `text`
+/// (built later by [`image_tree`] or [`image_py`], which cannot fail on them).
+pub(crate) fn record(text: &str, pos: usize, skim_images: bool) -> Option<(RecordData, usize)> {
+    if skim_images {
+        let (data, _, end) = RecordParser::new(text, pos, Skim).run()?;
+        return Some((data, end));
+    }
+    let (mut data, [new, old], end) = RecordParser::new(text, pos, Tree::default()).run()?;
+    let tree = |v: Option<AttrValue>| match v {
+        Some(AttrValue::M(m)) => Some(m),
+        _ => None,
     };
-    let rec = p.record()?;
-    Some((rec.finish().ok()?, p.pos))
+    data.new_image = tree(new);
+    data.old_image = tree(old);
+    data.new_image_span = None;
+    data.old_image_span = None;
+    Some((data, end))
+}
+
+/// A record, its two images (new, old) as built, and the offset after it.
+type Built<V> = (RecordData, [Option<V>; 2], usize);
+
+/// [`record`] with the images built straight into Python dicts, in the same
+/// pass (the record keeps their spans, for a tree built on demand).
+pub(crate) fn record_py<'py>(
+    text: &str,
+    pos: usize,
+    out: &mut ToPy<'py, '_>,
+) -> Option<Built<Bound<'py, PyDict>>> {
+    let b = PyBuild {
+        out,
+        items: Vec::new(),
+        dicts: Vec::new(),
+    };
+    let (data, [new, old], end) = RecordParser::new(text, pos, b).run()?;
+    let dict = |v: Option<Bound<'py, PyAny>>| v.and_then(|d| d.downcast_into::<PyDict>().ok());
+    Some((data, [dict(new), dict(old)], end))
+}
+
+/// Build the tree of an image span that [`record`] validated.
+pub(crate) fn image_tree(text: &str) -> Option<Map> {
+    let mut p = Parser::over(text);
+    let mut tree = Tree::default();
+    let m = p.map(&mut tree, 0)?;
+    p.ws();
+    (p.pos == p.bytes.len()).then_some(())?;
+    match m {
+        AttrValue::M(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Build the Python dict of an image span that [`record`] validated.
+pub(crate) fn image_py<'py>(text: &str, out: &mut ToPy<'py, '_>) -> Option<Bound<'py, PyDict>> {
+    let mut p = Parser::over(text);
+    let mut b = PyBuild {
+        out,
+        items: Vec::new(),
+        dicts: Vec::new(),
+    };
+    let d = p.map(&mut b, 0)?;
+    p.ws();
+    (p.pos == p.bytes.len()).then_some(())?;
+    d.downcast_into::<PyDict>().ok()
 }
 
 /// Offset of the first byte of `b` that ends a plain run of string content:
@@ -67,17 +129,31 @@ fn string_stop(b: &[u8]) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// The lexer and the AttributeValue grammar (generic over what it builds).
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    /// Scratch stacks: a container's members are pushed here, then moved
-    /// into one exactly sized allocation.
-    entries: Vec<(Str, AttrValue)>,
-    items: Vec<AttrValue>,
+}
+
+/// The record envelope, with `Keys` built as a tree and the images by `I`.
+struct RecordParser<'a, I: Build<'a>> {
+    lex: Parser<'a>,
+    tree: Tree,
+    images: I,
+    /// The images `I` built: NewImage, OldImage.
+    built: [Option<I::V>; 2],
 }
 
 impl<'a> Parser<'a> {
+    fn over(text: &'a str) -> Self {
+        Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -219,19 +295,22 @@ impl<'a> Parser<'a> {
         char::from_u32(hi)
     }
 
-    fn str_value(&mut self) -> Option<Str> {
-        Some(match self.string()? {
-            Cow::Borrowed(s) => Str::new(s),
-            Cow::Owned(s) => Str::from(s),
-        })
+    /// An `N` string, validated against DynamoDB's number rules.
+    fn number<B: Build<'a>>(&mut self, b: &mut B) -> Option<B::V> {
+        let t = self.string()?;
+        if !number::is_plain_integer(&t) {
+            number::parse(&t).ok()?;
+        }
+        b.n(t)
     }
 
-    fn number(&mut self) -> Option<Number> {
-        Number::parse(&self.string()?).ok()
+    fn binary<B: Build<'a>>(&mut self, b: &mut B) -> Option<B::V> {
+        b.b(decode_base64(&self.string()?).ok()?)
     }
 
-    fn binary(&mut self) -> Option<Vec<u8>> {
-        decode_base64(&self.string()?).ok()
+    fn str_value<B: Build<'a>>(&mut self, b: &mut B) -> Option<B::V> {
+        let s = self.string()?;
+        b.s(s)
     }
 
     /// `null` (consumed: true) or something else (untouched: false).
@@ -255,7 +334,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One AttributeValue object; `depth` = enclosing L/M levels.
-    fn value(&mut self, depth: u32) -> Option<AttrValue> {
+    fn value<B: Build<'a>>(&mut self, b: &mut B, depth: u32) -> Option<B::V> {
         self.eat(b'{')?;
         let tag = self.tag()?;
         self.eat(b':')?;
@@ -263,50 +342,50 @@ impl<'a> Parser<'a> {
             return None;
         }
         let v = match tag {
-            Tag::S => AttrValue::S(self.str_value()?),
-            Tag::N => AttrValue::N(self.number()?),
-            Tag::B => AttrValue::B(self.binary()?),
+            Tag::S => self.str_value(b)?,
+            Tag::N => self.number(b)?,
+            Tag::B => self.binary(b)?,
             Tag::Bool => {
                 self.ws();
                 if self.literal(b"true").is_some() {
-                    AttrValue::Bool(true)
+                    b.boolean(true)?
                 } else {
                     self.literal(b"false")?;
-                    AttrValue::Bool(false)
+                    b.boolean(false)?
                 }
             }
             Tag::Null => {
                 self.ws();
                 self.literal(b"true")?;
-                AttrValue::Null
+                b.null()?
             }
-            Tag::L => AttrValue::L(self.list(depth + 1)?),
-            Tag::M => AttrValue::M(self.map(depth + 1)?),
-            Tag::SS => AttrValue::SS(self.members(Self::str_value)?),
-            Tag::NS => AttrValue::NS(self.members(Self::number)?),
-            Tag::BS => AttrValue::BS(self.members(Self::binary)?),
+            Tag::L => self.list(b, depth + 1)?,
+            Tag::M => self.map(b, depth + 1)?,
+            Tag::SS => self.members(b, tag, Self::str_value)?,
+            Tag::NS => self.members(b, tag, Self::number)?,
+            Tag::BS => self.members(b, tag, Self::binary)?,
         };
         // A second tag (an error, or a repeated tag) is the reference path's to settle.
         self.eat(b'}')?;
         Some(v)
     }
 
-    fn list(&mut self, depth: u32) -> Option<Vec<AttrValue>> {
+    fn list<B: Build<'a>>(&mut self, b: &mut B, depth: u32) -> Option<B::V> {
+        let mark = b.begin_list();
         if self.open(b'[', b']')? {
-            return Some(Vec::new());
+            return b.end_list(mark);
         }
-        let start = self.items.len();
         loop {
-            let Some(v) = self.value(depth) else {
-                self.items.truncate(start);
+            let Some(v) = self.value(b, depth) else {
+                b.abort_list(mark);
                 return None;
             };
-            self.items.push(v);
+            b.push_item(v);
             match self.next_member(b']') {
                 Some(true) => {}
-                Some(false) => return Some(self.items.drain(start..).collect()),
+                Some(false) => return b.end_list(mark),
                 None => {
-                    self.items.truncate(start);
+                    b.abort_list(mark);
                     return None;
                 }
             }
@@ -314,26 +393,29 @@ impl<'a> Parser<'a> {
     }
 
     /// An `M` value or a whole image.
-    fn map(&mut self, depth: u32) -> Option<Map> {
-        if self.open(b'{', b'}')? {
-            return Some(Vec::new());
+    fn map<B: Build<'a>>(&mut self, b: &mut B, depth: u32) -> Option<B::V> {
+        let mark = b.begin_map()?;
+        match self.open(b'{', b'}') {
+            Some(true) => return b.end_map(mark),
+            Some(false) => {}
+            None => {
+                b.abort_map(mark);
+                return None;
+            }
         }
-        let start = self.entries.len();
-        if self.map_members(depth).is_none() {
-            self.entries.truncate(start);
+        if self.map_members(b, depth).is_none() {
+            b.abort_map(mark);
             return None;
         }
-        let mut map: Map = self.entries.drain(start..).collect();
-        dedup_last_wins(&mut map);
-        Some(map)
+        b.end_map(mark)
     }
 
-    fn map_members(&mut self, depth: u32) -> Option<()> {
+    fn map_members<B: Build<'a>>(&mut self, b: &mut B, depth: u32) -> Option<()> {
         loop {
-            let key = self.str_value()?;
+            let key = self.string()?;
             self.eat(b':')?;
-            let v = self.value(depth)?;
-            self.entries.push((key, v));
+            let v = self.value(b, depth)?;
+            b.push_entry(key, v)?;
             if !self.next_member(b'}')? {
                 return Some(());
             }
@@ -341,15 +423,29 @@ impl<'a> Parser<'a> {
     }
 
     /// The members of a set: a JSON list read with `read`.
-    fn members<T>(&mut self, read: fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
-        let mut out = Vec::new();
+    fn members<B: Build<'a>>(
+        &mut self,
+        b: &mut B,
+        tag: Tag,
+        read: fn(&mut Self, &mut B) -> Option<B::V>,
+    ) -> Option<B::V> {
+        let mark = b.begin_list();
         if self.open(b'[', b']')? {
-            return Some(out);
+            return b.end_set(tag, mark);
         }
         loop {
-            out.push(read(self)?);
-            if !self.next_member(b']')? {
-                return Some(out);
+            let Some(v) = read(self, b) else {
+                b.abort_list(mark);
+                return None;
+            };
+            b.push_item(v);
+            match self.next_member(b']') {
+                Some(true) => {}
+                Some(false) => return b.end_set(tag, mark),
+                None => {
+                    b.abort_list(mark);
+                    return None;
+                }
             }
         }
     }
@@ -359,13 +455,6 @@ impl<'a> Parser<'a> {
             return Some(None);
         }
         Some(Some(self.string()?.into_owned()))
-    }
-
-    fn opt_map(&mut self) -> Option<Option<Map>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.map(0).map(Some)
     }
 
     /// A JSON number's text (after whitespace), checked against the JSON grammar.
@@ -436,24 +525,68 @@ impl<'a> Parser<'a> {
         }
         self.string().map(drop)
     }
+}
+
+impl<'a, I: Build<'a>> RecordParser<'a, I> {
+    fn new(text: &'a str, pos: usize, images: I) -> Self {
+        RecordParser {
+            lex: Parser {
+                text,
+                bytes: text.as_bytes(),
+                pos,
+            },
+            tree: Tree::default(),
+            images,
+            built: [None, None],
+        }
+    }
+
+    fn opt_map(&mut self) -> Option<Option<Map>> {
+        if self.lex.null() {
+            return Some(None);
+        }
+        match self.lex.map(&mut self.tree, 0)? {
+            AttrValue::M(m) => Some(Some(m)),
+            _ => None,
+        }
+    }
+
+    /// Image `which` (0 new, 1 old), built by `I`: its span (None for null).
+    fn opt_image(&mut self, which: usize) -> Option<Option<Range<usize>>> {
+        if self.lex.null() {
+            *self.built.get_mut(which)? = None;
+            return Some(None);
+        }
+        self.lex.ws();
+        let start = self.lex.pos;
+        let v = self.lex.map(&mut self.images, 0)?;
+        *self.built.get_mut(which)? = Some(v);
+        Some(Some(start..self.lex.pos))
+    }
 
     fn record(&mut self) -> Option<Partial> {
         let mut p = Partial::default();
-        if self.open(b'{', b'}')? {
+        if self.lex.open(b'{', b'}')? {
             return Some(p);
         }
         loop {
-            let name = self.string()?;
-            self.eat(b':')?;
+            let name = self.lex.string()?;
+            self.lex.eat(b':')?;
             match &*name {
-                "eventID" => p.event_id = self.opt_string()?,
-                "eventName" => p.event_name = self.opt_string()?,
-                "awsRegion" => p.aws_region = self.opt_string()?,
-                "eventSourceARN" => p.event_source_arn = self.opt_string()?,
-                "dynamodb" => p.dynamodb = if self.null() { None } else { Some(self.ddb()?) },
-                _ => self.skip()?,
+                "eventID" => p.event_id = self.lex.opt_string()?,
+                "eventName" => p.event_name = self.lex.opt_string()?,
+                "awsRegion" => p.aws_region = self.lex.opt_string()?,
+                "eventSourceARN" => p.event_source_arn = self.lex.opt_string()?,
+                "dynamodb" => {
+                    p.dynamodb = if self.lex.null() {
+                        None
+                    } else {
+                        Some(self.ddb()?)
+                    }
+                }
+                _ => self.lex.skip()?,
             }
-            if !self.next_member(b'}')? {
+            if !self.lex.next_member(b'}')? {
                 return Some(p);
             }
         }
@@ -461,26 +594,271 @@ impl<'a> Parser<'a> {
 
     fn ddb(&mut self) -> Option<PartialDdb> {
         let mut d = PartialDdb::default();
-        if self.open(b'{', b'}')? {
+        if self.lex.open(b'{', b'}')? {
             return Some(d);
         }
         loop {
-            let name = self.string()?;
-            self.eat(b':')?;
+            let name = self.lex.string()?;
+            self.lex.eat(b':')?;
             match &*name {
-                "SequenceNumber" => d.sequence_number = self.opt_string()?,
-                "StreamViewType" => d.stream_view_type = self.opt_string()?,
+                "SequenceNumber" => d.sequence_number = self.lex.opt_string()?,
+                "StreamViewType" => d.stream_view_type = self.lex.opt_string()?,
                 "Keys" => d.keys = self.opt_map()?,
-                "NewImage" => d.new_image = self.opt_map()?,
-                "OldImage" => d.old_image = self.opt_map()?,
-                "ApproximateCreationDateTime" => d.approximate_creation_time = self.opt_f64()?,
-                "SizeBytes" => d.size_bytes = self.opt_u64()?,
-                _ => self.skip()?,
+                "NewImage" => d.new_image_span = self.opt_image(0)?,
+                "OldImage" => d.old_image_span = self.opt_image(1)?,
+                "ApproximateCreationDateTime" => {
+                    d.approximate_creation_time = self.lex.opt_f64()?
+                }
+                "SizeBytes" => d.size_bytes = self.lex.opt_u64()?,
+                _ => self.lex.skip()?,
             }
-            if !self.next_member(b'}')? {
+            if !self.lex.next_member(b'}')? {
                 return Some(d);
             }
         }
+    }
+
+    /// Parse the record; its data (`finish`ed) and the images `I` built.
+    fn run(mut self) -> Option<Built<I::V>> {
+        let rec = self.record()?;
+        let data = rec.finish().ok()?;
+        Some((data, self.built, self.lex.pos))
+    }
+}
+
+/// What the value grammar builds: a tree ([`Tree`]), nothing ([`Skim`]:
+/// validation only) or Python objects ([`PyBuild`]). One grammar for all
+/// three, so a span that skimming accepted builds the same way later.
+/// Containers: `begin_*` gives a mark, members are pushed, `end_*` builds
+/// from the members after the mark; `abort_*` drops them.
+trait Build<'a> {
+    type V;
+    fn s(&mut self, s: Cow<'a, str>) -> Option<Self::V>;
+    /// A validated number text.
+    fn n(&mut self, text: Cow<'a, str>) -> Option<Self::V>;
+    fn b(&mut self, bytes: Vec<u8>) -> Option<Self::V>;
+    fn boolean(&mut self, v: bool) -> Option<Self::V>;
+    fn null(&mut self) -> Option<Self::V>;
+    fn begin_list(&mut self) -> usize;
+    fn push_item(&mut self, v: Self::V);
+    fn abort_list(&mut self, mark: usize);
+    fn end_list(&mut self, mark: usize) -> Option<Self::V>;
+    /// The members are values `s`/`n`/`b` built for `tag`'s kind.
+    fn end_set(&mut self, tag: Tag, mark: usize) -> Option<Self::V>;
+    fn begin_map(&mut self) -> Option<usize>;
+    fn push_entry(&mut self, k: Cow<'a, str>, v: Self::V) -> Option<()>;
+    fn abort_map(&mut self, mark: usize);
+    fn end_map(&mut self, mark: usize) -> Option<Self::V>;
+}
+
+/// Builds [`AttrValue`]s. Scratch stacks: a container's members are pushed
+/// here, then moved into one exactly sized allocation.
+#[derive(Default)]
+struct Tree {
+    entries: Vec<(Str, AttrValue)>,
+    items: Vec<AttrValue>,
+}
+
+fn to_str(s: Cow<'_, str>) -> Str {
+    match s {
+        Cow::Borrowed(s) => Str::new(s),
+        Cow::Owned(s) => Str::from(s),
+    }
+}
+
+impl<'a> Build<'a> for Tree {
+    type V = AttrValue;
+    fn s(&mut self, s: Cow<'a, str>) -> Option<AttrValue> {
+        Some(AttrValue::S(to_str(s)))
+    }
+    fn n(&mut self, text: Cow<'a, str>) -> Option<AttrValue> {
+        Some(AttrValue::N(Number(to_str(text))))
+    }
+    fn b(&mut self, bytes: Vec<u8>) -> Option<AttrValue> {
+        Some(AttrValue::B(bytes))
+    }
+    fn boolean(&mut self, v: bool) -> Option<AttrValue> {
+        Some(AttrValue::Bool(v))
+    }
+    fn null(&mut self) -> Option<AttrValue> {
+        Some(AttrValue::Null)
+    }
+    fn begin_list(&mut self) -> usize {
+        self.items.len()
+    }
+    fn push_item(&mut self, v: AttrValue) {
+        self.items.push(v);
+    }
+    fn abort_list(&mut self, mark: usize) {
+        self.items.truncate(mark);
+    }
+    fn end_list(&mut self, mark: usize) -> Option<AttrValue> {
+        Some(AttrValue::L(self.items.drain(mark..).collect()))
+    }
+    fn end_set(&mut self, tag: Tag, mark: usize) -> Option<AttrValue> {
+        let items = self.items.drain(mark..);
+        Some(match tag {
+            Tag::SS => AttrValue::SS(
+                items
+                    .map(|v| match v {
+                        AttrValue::S(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            Tag::NS => AttrValue::NS(
+                items
+                    .map(|v| match v {
+                        AttrValue::N(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            _ => AttrValue::BS(
+                items
+                    .map(|v| match v {
+                        AttrValue::B(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+        })
+    }
+    fn begin_map(&mut self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+    fn push_entry(&mut self, k: Cow<'a, str>, v: AttrValue) -> Option<()> {
+        self.entries.push((to_str(k), v));
+        Some(())
+    }
+    fn abort_map(&mut self, mark: usize) {
+        self.entries.truncate(mark);
+    }
+    fn end_map(&mut self, mark: usize) -> Option<AttrValue> {
+        let mut map: Map = self.entries.drain(mark..).collect();
+        dedup_last_wins(&mut map);
+        Some(AttrValue::M(map))
+    }
+}
+
+/// Validates only.
+struct Skim;
+
+impl<'a> Build<'a> for Skim {
+    type V = ();
+    fn s(&mut self, _: Cow<'a, str>) -> Option<()> {
+        Some(())
+    }
+    fn n(&mut self, _: Cow<'a, str>) -> Option<()> {
+        Some(())
+    }
+    fn b(&mut self, _: Vec<u8>) -> Option<()> {
+        Some(())
+    }
+    fn boolean(&mut self, _: bool) -> Option<()> {
+        Some(())
+    }
+    fn null(&mut self) -> Option<()> {
+        Some(())
+    }
+    fn begin_list(&mut self) -> usize {
+        0
+    }
+    fn push_item(&mut self, _: ()) {}
+    fn abort_list(&mut self, _: usize) {}
+    fn end_list(&mut self, _: usize) -> Option<()> {
+        Some(())
+    }
+    fn end_set(&mut self, _: Tag, _: usize) -> Option<()> {
+        Some(())
+    }
+    fn begin_map(&mut self) -> Option<usize> {
+        Some(0)
+    }
+    fn push_entry(&mut self, _: Cow<'a, str>, _: ()) -> Option<()> {
+        Some(())
+    }
+    fn abort_map(&mut self, _: usize) {}
+    fn end_map(&mut self, _: usize) -> Option<()> {
+        Some(())
+    }
+}
+
+/// Builds Python objects, as [`ToPy`] does from a tree (same caches, same
+/// untracking: everything built holds only atomic or untracked members).
+/// A Python error gives `None`; the caller then builds through the tree.
+struct PyBuild<'t, 'py, 'k> {
+    out: &'t mut ToPy<'py, 'k>,
+    items: Vec<Bound<'py, PyAny>>,
+    /// Open dicts, with whether each holds a container.
+    dicts: Vec<(Bound<'py, PyDict>, bool)>,
+}
+
+impl<'a, 'py> Build<'a> for PyBuild<'_, 'py, '_> {
+    type V = Bound<'py, PyAny>;
+    fn s(&mut self, s: Cow<'a, str>) -> Option<Self::V> {
+        Some(PyString::new(self.out.py(), &s).into_any())
+    }
+    fn n(&mut self, text: Cow<'a, str>) -> Option<Self::V> {
+        self.out.number_text(&text).ok()
+    }
+    fn b(&mut self, bytes: Vec<u8>) -> Option<Self::V> {
+        Some(PyBytes::new(self.out.py(), &bytes).into_any())
+    }
+    fn boolean(&mut self, v: bool) -> Option<Self::V> {
+        Some(
+            pyo3::types::PyBool::new(self.out.py(), v)
+                .to_owned()
+                .into_any(),
+        )
+    }
+    fn null(&mut self) -> Option<Self::V> {
+        Some(self.out.py().None().into_bound(self.out.py()))
+    }
+    fn begin_list(&mut self) -> usize {
+        self.items.len()
+    }
+    fn push_item(&mut self, v: Self::V) {
+        self.items.push(v);
+    }
+    fn abort_list(&mut self, mark: usize) {
+        self.items.truncate(mark);
+    }
+    fn end_list(&mut self, mark: usize) -> Option<Self::V> {
+        let list = PyList::new(self.out.py(), self.items.drain(mark..))
+            .ok()?
+            .into_any();
+        gc_untrack(&list);
+        Some(list)
+    }
+    fn end_set(&mut self, _: Tag, mark: usize) -> Option<Self::V> {
+        let set = PySet::new(self.out.py(), self.items.drain(mark..))
+            .ok()?
+            .into_any();
+        gc_untrack(&set);
+        Some(set)
+    }
+    fn begin_map(&mut self) -> Option<usize> {
+        self.dicts.push((PyDict::new(self.out.py()), false));
+        Some(self.dicts.len() - 1)
+    }
+    fn push_entry(&mut self, k: Cow<'a, str>, v: Self::V) -> Option<()> {
+        let container = is_container_obj(&v);
+        let key = self.out.key(&k);
+        let (dict, containers) = self.dicts.last_mut()?;
+        *containers |= container;
+        dict.set_item(key, v).ok()
+    }
+    fn abort_map(&mut self, mark: usize) {
+        self.dicts.truncate(mark);
+    }
+    fn end_map(&mut self, mark: usize) -> Option<Self::V> {
+        let (dict, containers) = self.dicts.pop()?;
+        debug_assert_eq!(self.dicts.len(), mark);
+        if containers {
+            gc_untrack(&dict);
+        }
+        Some(dict.into_any())
     }
 }
 
@@ -524,8 +902,27 @@ mod tests {
     use crate::ddb::event::decode_record_json;
     use crate::ddb::event::tests::nested_lists;
 
+    /// The one-pass tree parse, checked against skimming: both accept the
+    /// same records, and a skimmed image's span builds the tree's image.
     fn fast(text: &str) -> Option<RecordData> {
-        let (rec, end) = record(text, 0)?;
+        let tree = record(text, 0, false);
+        let skim = record(text, 0, true);
+        assert_eq!(
+            tree.is_some(),
+            skim.is_some(),
+            "skim and tree disagree on {text}"
+        );
+        if let (Some((t, t_end)), Some((s, s_end))) = (&tree, &skim) {
+            assert_eq!(t_end, s_end);
+            let built = |span: &Option<Range<usize>>| {
+                span.as_ref()
+                    .map(|r| image_tree(&text[r.clone()]).expect("a skimmed image builds"))
+            };
+            assert_eq!(t.new_image, built(&s.new_image_span));
+            assert_eq!(t.old_image, built(&s.old_image_span));
+            assert_eq!(t.keys, s.keys);
+        }
+        let (rec, end) = tree?;
         (end == text.len()).then_some(rec)
     }
 

@@ -619,6 +619,8 @@ pub(crate) fn record_from_py(rec: &Bound<'_, PyAny>) -> Result<RecordData, Fail>
             keys,
             new_image: image("NewImage")?,
             old_image: image("OldImage")?,
+            new_image_span: None,
+            old_image_span: None,
             approximate_creation_time,
             size_bytes,
             stream_view_type: str_field(&ddb, "StreamViewType")?,

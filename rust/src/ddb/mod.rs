@@ -123,19 +123,21 @@ fn serialize_image(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyDict
 
 /// A Lambda DynamoDB stream event (raw bytes/str, or the parsed dict) to records.
 #[pyfunction]
-#[pyo3(signature = (event, *, numbers = "decimal", errors = "raise"))]
+#[pyo3(signature = (event, *, numbers = "decimal", errors = "raise", images = "python"))]
 fn decode_stream_event(
     py: Python<'_>,
     event: &Bound<'_, PyAny>,
     numbers: &str,
     errors: &str,
+    images: &str,
 ) -> PyResult<Py<PyList>> {
     let numbers = Numbers::from_arg(numbers)?;
     let errors = errors_arg(errors)?;
+    let images = images_arg(images)?;
     guard(|| match event_text(event) {
         Some(text) => {
             let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
-            from_text(py, Arc::from(text.as_ref()), numbers, errors)
+            from_text(py, Arc::from(text.as_ref()), numbers, errors, images)
         }
         None => from_py(py, event, numbers, errors),
     })
@@ -188,31 +190,79 @@ pub(crate) fn record_error(
     Ok(Py::new(py, rec)?.into_any())
 }
 
+/// How the images of an event decoded from text are built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Images {
+    /// As trees while decoding (GIL released); Python dicts on first access.
+    Tree,
+    /// Validated only; trees or dicts built on first use.
+    Lazy,
+    /// As Python dicts in the decoding pass itself (GIL held); trees on demand.
+    Python,
+}
+
+fn images_arg(s: &str) -> PyResult<Images> {
+    match s {
+        "tree" => Ok(Images::Tree),
+        "lazy" => Ok(Images::Lazy),
+        "python" => Ok(Images::Python),
+        other => Err(PyValueError::new_err(format!(
+            "images must be \"tree\", \"lazy\" or \"python\", not {other:?}"
+        ))),
+    }
+}
+
 fn from_text(
     py: Python<'_>,
     text: Arc<str>,
     numbers: Numbers,
     errors: Errors,
+    images: Images,
 ) -> PyResult<Py<PyList>> {
     let stop = errors == Errors::Raise;
-    let decoded = {
+    let keys = Arc::new(KeyCache::default());
+    let internal =
+        |_| DecodeError::new_err("internal error in the DynamoDB decoder (please report)");
+    // Python images built in the decoding pass, by record offset.
+    let mut built: Vec<(usize, [Option<Bound<'_, PyDict>>; 2])> = Vec::new();
+    let decoded = if images == Images::Python {
+        let mut shared = keys.0.try_lock().ok();
+        let mut out = ToPy::new(py, numbers)?.with_shared(shared.as_deref_mut());
+        catch_unwind(AssertUnwindSafe(|| {
+            event::decode_event_using(&text, stop, &mut |t, pos| {
+                let (data, dicts, end) = fast::record_py(t, pos, &mut out)?;
+                built.push((pos, dicts));
+                Some((data, end))
+            })
+        }))
+        .map_err(internal)?
+    } else {
         let text = Arc::clone(&text);
         py.allow_threads(move || {
-            catch_unwind(AssertUnwindSafe(|| event::decode_event_str(&text, stop)))
+            catch_unwind(AssertUnwindSafe(|| match images {
+                Images::Lazy => event::decode_event_lazy(&text, stop),
+                _ => event::decode_event_str(&text, stop),
+            }))
         })
+        .map_err(internal)?
     }
-    .map_err(|_| DecodeError::new_err("internal error in the DynamoDB decoder (please report)"))?
     .map_err(|e| DecodeError::new_err(e.to_string()))?;
     let mut out = Vec::with_capacity(decoded.len());
-    let keys = Arc::new(KeyCache::default());
+    let mut built = built.into_iter().peekable();
     for (index, rec) in decoded.into_iter().enumerate() {
+        let start = rec.raw.start;
         let raw = RawText::Slice {
             buf: Arc::clone(&text),
             range: rec.raw,
         };
+        while built.next_if(|(pos, _)| *pos < start).is_some() {}
+        let dicts = built.next_if(|(pos, _)| *pos == start).map(|(_, d)| d);
         match rec.result {
             Ok(data) => {
                 let r = StreamRecord::from_data(index, data, numbers, raw, Some(Arc::clone(&keys)));
+                if let Some([new, old]) = dicts {
+                    r.set_python_images(py, new, old);
+                }
                 out.push(Py::new(py, r)?.into_any());
             }
             Err(f) => {

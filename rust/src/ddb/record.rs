@@ -1,13 +1,14 @@
 //! `StreamRecord`: one decoded DynamoDB stream record, and `RecordError`, its
 //! stand-in for a record that failed to decode (`errors="collect"`).
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyString};
 
-use super::event::RecordData;
+use super::event::{decode_image_json, RecordData};
+use super::fast;
 use super::guard;
 use super::topy::{KeyCache, Numbers, ToPy};
 use super::value::{AttrValue, Map};
@@ -21,6 +22,14 @@ pub(crate) enum RawText {
 }
 
 impl RawText {
+    /// `span` of the event text (for records decoded from text).
+    fn span(&self, span: &Range<usize>) -> Option<&str> {
+        match self {
+            RawText::Slice { buf, .. } => buf.get(span.clone()),
+            RawText::Py(_) => None,
+        }
+    }
+
     pub(crate) fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         match self {
             RawText::Slice { buf, range } => {
@@ -45,6 +54,51 @@ pub(crate) fn dump_json<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyS
         .downcast_into::<PyString>()?)
 }
 
+/// An image of a record: decoded, or validated and located in the event text
+/// (decoded from text, the images are skimmed: built only when asked for,
+/// as a tree for rendering and paths, or straight to Python objects).
+pub(crate) struct Image {
+    span: Option<Range<usize>>,
+    tree: OnceLock<Option<Arc<Map>>>,
+}
+
+impl Image {
+    fn new(map: Option<Map>, span: Option<Range<usize>>) -> Self {
+        let tree = OnceLock::new();
+        if span.is_none() {
+            let _ = tree.set(map.map(Arc::new));
+        }
+        Image { span, tree }
+    }
+
+    /// The image's tree, built from its span on first use.
+    fn tree(&self, raw: &RawText) -> Option<&Arc<Map>> {
+        self.tree
+            .get_or_init(|| {
+                let text = raw.span(self.span.as_ref()?)?;
+                // The span was validated by the same grammar, so the fast build
+                // succeeds; the reference decoder is a safety net only.
+                let map = fast::image_tree(text)
+                    .or_else(|| decode_image_json(text).ok())
+                    .unwrap_or_default();
+                Some(Arc::new(map))
+            })
+            .as_ref()
+    }
+
+    /// The span's text while no tree has been built (to build Python objects from).
+    fn pending_text<'r>(&self, raw: &'r RawText) -> Option<&'r str> {
+        if self.tree.get().is_some() {
+            return None;
+        }
+        raw.span(self.span.as_ref()?)
+    }
+
+    fn is_some(&self) -> bool {
+        self.span.is_some() || self.tree.get().is_some_and(Option::is_some)
+    }
+}
+
 /// One record of a DynamoDB stream event, decoded in Rust.
 ///
 /// The images stay Rust values until Python asks for them; the template
@@ -56,8 +110,8 @@ pub struct StreamRecord {
     pub(crate) event_name: String,
     pub(crate) sequence_number: String,
     pub(crate) keys: Arc<Map>,
-    pub(crate) new_image: Option<Arc<Map>>,
-    pub(crate) old_image: Option<Arc<Map>>,
+    pub(crate) new_image: Image,
+    pub(crate) old_image: Image,
     pub(crate) approximate_creation_time: Option<f64>,
     pub(crate) size_bytes: Option<u64>,
     pub(crate) stream_view_type: Option<String>,
@@ -75,12 +129,12 @@ pub struct StreamRecord {
 impl StreamRecord {
     /// The new image for rendering, without touching Python.
     pub fn new_image_map(&self) -> Option<&Arc<Map>> {
-        self.new_image.as_ref()
+        self.new_image.tree(&self.raw)
     }
 
     /// The old image, without touching Python.
     pub fn old_image_map(&self) -> Option<&Arc<Map>> {
-        self.old_image.as_ref()
+        self.old_image.tree(&self.raw)
     }
 
     pub(crate) fn from_data(
@@ -96,8 +150,8 @@ impl StreamRecord {
             event_name: data.event_name,
             sequence_number: data.sequence_number,
             keys: Arc::new(data.keys),
-            new_image: data.new_image.map(Arc::new),
-            old_image: data.old_image.map(Arc::new),
+            new_image: Image::new(data.new_image, data.new_image_span),
+            old_image: Image::new(data.old_image, data.old_image_span),
             approximate_creation_time: data.approximate_creation_time,
             size_bytes: data.size_bytes,
             stream_view_type: data.stream_view_type,
@@ -129,6 +183,46 @@ impl StreamRecord {
         })?;
         Ok(obj.clone_ref(py))
     }
+
+    /// Python images built while decoding.
+    pub(crate) fn set_python_images(
+        &self,
+        py: Python<'_>,
+        new: Option<Bound<'_, PyDict>>,
+        old: Option<Bound<'_, PyDict>>,
+    ) {
+        if let Some(d) = new {
+            let _ = self.new_py.set(py, d.into_any().unbind());
+        }
+        if let Some(d) = old {
+            let _ = self.old_py.set(py, d.into_any().unbind());
+        }
+    }
+
+    /// An image as a Python dict: straight from its text when no tree was
+    /// built (one pass, no tree), else from the tree.
+    fn image_py(
+        &self,
+        py: Python<'_>,
+        image: &Image,
+        cell: &GILOnceCell<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        if let Some(obj) = cell.get(py) {
+            return Ok(obj.clone_ref(py));
+        }
+        if let Some(text) = image.pending_text(&self.raw) {
+            let built = {
+                let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
+                let mut out = ToPy::new(py, self.numbers)?.with_shared(keys.as_deref_mut());
+                fast::image_py(text, &mut out)
+            };
+            if let Some(dict) = built {
+                let obj = cell.get_or_init(py, || dict.into_any().unbind());
+                return Ok(obj.clone_ref(py));
+            }
+        }
+        self.cached(py, image.tree(&self.raw), cell)
+    }
 }
 
 #[pymethods]
@@ -156,11 +250,11 @@ impl StreamRecord {
     }
     #[getter]
     fn new_image(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        guard(|| self.cached(py, self.new_image.as_ref(), &self.new_py))
+        guard(|| self.image_py(py, &self.new_image, &self.new_py))
     }
     #[getter]
     fn old_image(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        guard(|| self.cached(py, self.old_image.as_ref(), &self.old_py))
+        guard(|| self.image_py(py, &self.old_image, &self.old_py))
     }
     #[getter]
     fn approximate_creation_time(&self) -> Option<f64> {
@@ -192,7 +286,11 @@ impl StreamRecord {
     #[pyo3(signature = (path, default=None))]
     fn get(&self, py: Python<'_>, path: &str, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         guard(|| {
-            let image = self.new_image.as_ref().or(self.old_image.as_ref());
+            let image = if self.new_image.is_some() {
+                self.new_image_map()
+            } else {
+                self.old_image_map()
+            };
             match image.and_then(|m| AttrValue::get_path(m, path)) {
                 Some(v) => Ok(ToPy::new(py, self.numbers)?.value(v)?.unbind()),
                 None => Ok(default.unwrap_or_else(|| py.None())),

@@ -133,6 +133,15 @@ fn is_container(v: &AttrValue) -> bool {
     )
 }
 
+/// True for the dicts, lists and sets we build (exact types: a pointer compare).
+pub(crate) fn is_container_obj(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `obj` is live; only its type pointer is read and compared.
+    let ty = unsafe { ffi::Py_TYPE(obj.as_ptr()) };
+    ty == std::ptr::addr_of_mut!(ffi::PyDict_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PyList_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PySet_Type)
+}
+
 /// True when the cyclic GC tracks `obj` (containers holding containers).
 pub(crate) fn gc_tracked(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: `obj` is a live object; the call only reads its GC header flag.
@@ -178,7 +187,11 @@ impl<'py, 'k> ToPy<'py, 'k> {
         self
     }
 
-    fn key(&mut self, k: &str) -> Bound<'py, PyString> {
+    pub(crate) fn py(&self) -> Python<'py> {
+        self.py
+    }
+
+    pub(crate) fn key(&mut self, k: &str) -> Bound<'py, PyString> {
         let py = self.py;
         match self.shared.as_deref_mut().map(|s| &mut s.keys) {
             Some(cache) => {
@@ -268,8 +281,15 @@ impl<'py, 'k> ToPy<'py, 'k> {
         if self.numbers == Numbers::Native {
             return self.native(n);
         }
+        self.number_text(n.as_str())
+    }
+
+    /// The number of a validated `N` text.
+    pub(crate) fn number_text(&mut self, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        if self.numbers == Numbers::Native {
+            return self.native_parts(text, &super::number::parse(text).unwrap_or_default());
+        }
         let py = self.py;
-        let text = n.as_str();
         if let Some(d) = small_decimal(py, text) {
             return Ok(d);
         }

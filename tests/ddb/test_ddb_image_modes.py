@@ -1,0 +1,139 @@
+"""decode_stream_event(images=...): "python" (dicts in the decoding pass), "tree" (Rust trees,
+GIL released) and "lazy" (validated only) give the same records, values and errors."""
+
+from __future__ import annotations
+
+import gc
+import json
+from typing import Any
+
+import pytest
+from ddb_helpers import canon, images, stream_event, to_json_wire
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notifier import samples
+from notifier.ddb import DecodeError, RecordError, StreamRecord, decode_stream_event
+from notifier.templates import TemplateSet, builtin_templates
+
+MODES = ("python", "tree", "lazy")
+
+
+def _view(rec: StreamRecord | RecordError) -> Any:
+    """Everything a caller can read of a record, comparable across modes."""
+    if isinstance(rec, RecordError):
+        return ("error", rec.index, rec.event_id, rec.sequence_number, str(rec.error), rec.raw)
+    return (
+        rec.index,
+        rec.event_id,
+        rec.sequence_number,
+        rec.event_name,
+        canon(rec.keys),
+        canon(rec.new_image),
+        canon(rec.old_image),
+        canon(rec.get("user")),
+        canon(rec.get("data.steps")),
+        rec.raw,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(images, min_size=1, max_size=4))
+def test_modes_agree_on_any_images(
+    boto_serialize: Any, boto_deserialize: Any, items: list[dict[str, Any]]
+) -> None:
+    # GIVEN hypothesis images (deep nesting, sets, every unicode plane, odd numbers) as bytes
+    wire = [{k: to_json_wire(boto_serialize(v)) for k, v in it.items()} for it in items]
+    raw = json.dumps(stream_event(wire)).encode()
+    # WHEN decoded in each mode
+    views = {m: [_view(r) for r in decode_stream_event(raw, images=m)] for m in MODES}
+    # THEN all modes agree, and the images are boto3's
+    assert views["python"] == views["tree"] == views["lazy"]
+    for rec, w in zip(decode_stream_event(raw), wire, strict=True):
+        assert canon(rec.new_image) == canon({k: boto_deserialize(v) for k, v in w.items()})
+
+
+@pytest.mark.parametrize("numbers", ["decimal", "native"])
+def test_modes_agree_on_a_realistic_batch(numbers: str) -> None:
+    # GIVEN 200 generated records (INSERT/MODIFY/REMOVE, every attribute type)
+    raw = json.dumps(samples.make_stream_event(200, seed=11)).encode()
+    # WHEN decoded in each mode THEN every readable value is the same
+    views = [
+        [_view(r) for r in decode_stream_event(raw, numbers=numbers, images=m)]  # type: ignore[arg-type]
+        for m in MODES
+    ]
+    assert views[0] == views[1] == views[2]
+
+
+def test_bad_records_fail_alike_in_every_mode() -> None:
+    # GIVEN a batch with a bad tag, a bad number, bad base64 and too deep nesting
+    event = samples.make_stream_event(6)
+    new = [r["dynamodb"].setdefault("NewImage", {}) for r in event["Records"]]
+    new[1]["x"] = {"Q": "1"}
+    new[2]["x"] = {"N": "1e999"}
+    new[3]["x"] = {"B": "not base64!"}
+    deep: dict[str, Any] = {"S": "leaf"}
+    for _ in range(40):
+        deep = {"M": {"d": deep}}
+    new[4]["x"] = deep
+    raw = json.dumps(event).encode()
+    # WHEN decoded collecting errors THEN the same records fail with the same messages
+    views = {
+        m: [_view(r) for r in decode_stream_event(raw, errors="collect", images=m)] for m in MODES
+    }
+    assert views["python"] == views["tree"] == views["lazy"]
+    assert [v[0] == "error" for v in views["python"]] == [False, True, True, True, True, False]
+    # AND raising gives the first one's message
+    for m in MODES:
+        with pytest.raises(DecodeError, match=r"Records\[1\]\.dynamodb\.NewImage\.x"):
+            decode_stream_event(raw, images=m)  # type: ignore[arg-type]
+
+
+def test_duplicate_names_keep_the_first_position_and_the_last_value() -> None:
+    # GIVEN an image whose JSON repeats a name, at the top and in a nested map
+    image = (
+        '{"a": {"S": "1"}, "m": {"M": {"x": {"N": "1"}, "y": {"N": "2"}, "x": {"N": "3"}}}, '
+        '"a": {"S": "2"}}'
+    )
+    record = (
+        '{"eventID": "1", "eventName": "INSERT", "dynamodb": {"Keys": {}, '
+        f'"SequenceNumber": "1", "NewImage": {image}}}}}'
+    )
+    raw = ('{"Records": [' + record + "]}").encode()
+    for m in MODES:
+        # WHEN decoded THEN the dict is what json.loads + boto3 give: first position, last value
+        (rec,) = decode_stream_event(raw, images=m)  # type: ignore[arg-type]
+        assert isinstance(rec, StreamRecord)
+        assert next(iter(rec.new_image.items())) == ("a", "2")
+        assert list(rec.new_image["m"].items()) == [("x", 3), ("y", 2)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_images_cost_the_cyclic_gc_nothing_in_every_mode(mode: str) -> None:
+    # GIVEN a record with nested maps, lists and sets
+    raw = json.dumps(samples.make_stream_event(1, start=2)).encode()
+    (rec,) = decode_stream_event(raw, images=mode)  # type: ignore[arg-type]
+    img = rec.new_image
+    assert img is not None
+    nested = [img["data"]["steps"], img["data"]["tags"], img["data"]["job"], img["user"]]
+    # THEN nothing built is GC-tracked, until a container is put in
+    assert not any(gc.is_tracked(x) for x in [img, *nested])
+    img["extra"] = []
+    assert gc.is_tracked(img)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_records_of_every_mode_render_the_same(mode: str) -> None:
+    # GIVEN records decoded in each mode
+    ts = TemplateSet(builtin_templates())
+    raw = json.dumps(samples.make_stream_event(30, seed=5)).encode()
+    records = decode_stream_event(raw, images=mode)  # type: ignore[arg-type]
+    names = [r.get("event_type") for r in records]
+    locales = [r.get("user.locale") for r in records]
+    # WHEN rendered THEN the output equals the one-call render of the same bytes
+    assert ts.render_records(records, names, locales) == ts.render_event(raw)
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="images must be"):
+        decode_stream_event(b'{"Records": []}', images="eager")  # type: ignore[arg-type]
