@@ -154,15 +154,11 @@ pub(crate) struct Shared {
     /// Attribute names repeat in every record; a reused str also keeps its
     /// cached hash for dict inserts.
     keys: KeySlots,
-    /// Decimals are immutable, so equal number texts can share one object.
-    decimals: FxMap<Py<PyAny>>,
 }
 
 /// [`Shared`] behind a lock, held by every record of a batch.
 #[derive(Default)]
 pub(crate) struct KeyCache(pub(crate) Mutex<Shared>);
-
-const KEY_CACHE_MAX: usize = 4096;
 
 /// Decimals of short number texts (counts, flags, small amounts) shared across
 /// calls and batches: `Decimal` is immutable and building one is the dearest
@@ -372,24 +368,11 @@ impl<'py, 'k> ToPy<'py, 'k> {
             Some(i) => d.call1((i,)),
             None => d.call1((PyString::new(py, text),)),
         };
-        match self.shared.as_deref_mut().map(|s| &mut s.decimals) {
-            Some(cache) => {
-                if let Some(d) = cache.get(text) {
-                    return Ok(d.bind(py).clone());
-                }
-                let d = make(&self.decimal)?;
-                remember_small_decimal(text, &d);
-                if cache.len() < KEY_CACHE_MAX {
-                    cache.insert(text.into(), d.clone().unbind());
-                }
-                Ok(d)
-            }
-            None => {
-                let d = make(&self.decimal)?;
-                remember_small_decimal(text, &d);
-                Ok(d)
-            }
-        }
+        // Longer texts (epoch seconds, ids, amounts) rarely repeat within a
+        // batch: a per-batch cache of them cost more in misses than it saved.
+        let d = make(&self.decimal)?;
+        remember_small_decimal(text, &d);
+        Ok(d)
     }
 
     /// The number for validated `text` (with its `parts`), reusing the caller's str.
