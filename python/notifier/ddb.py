@@ -7,8 +7,11 @@
   ``numbers="native"`` gives ``int`` for integral values and ``float`` otherwise: lossy.
 - ``serialize_value`` / ``serialize_image``: the inverse, equal to boto3's ``TypeSerializer``.
 - ``decode_stream_event``: a Lambda DynamoDB Streams event, as raw bytes/str (decoded in Rust
-  without building the typed dicts) or as the parsed dict, to ``StreamRecord`` objects whose
-  images become Python dicts only when first read.
+  without building the typed dicts) or as the parsed dict, to ``StreamRecord`` objects. For raw
+  events ``images=`` picks how the images are built: ``"python"`` (default) as dicts in the
+  decoding pass itself; ``"tree"`` as Rust values with the GIL released (what rendering and
+  ``get`` read; dicts built on first access); ``"lazy"`` validated only, built on first use.
+  Every mode validates every image and yields equal values.
 
 Decoded values are trees of atomic values (str, bytes, numbers, None), built untracked by the
 cyclic GC, so large batches add no garbage-collection work (CPython does the same for dicts and
