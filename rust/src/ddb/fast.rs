@@ -696,32 +696,27 @@ impl<'a> Build<'a> for Tree {
         Some(AttrValue::L(self.items.drain(mark..).collect()))
     }
     fn end_set(&mut self, tag: Tag, mark: usize) -> Option<AttrValue> {
+        /// The members as `T`s (each was built by `s`/`n`/`b` for this set's kind).
+        fn members<T>(
+            items: std::vec::Drain<'_, AttrValue>,
+            of: fn(AttrValue) -> Option<T>,
+        ) -> Option<Vec<T>> {
+            items.map(of).collect()
+        }
         let items = self.items.drain(mark..);
         Some(match tag {
-            Tag::SS => AttrValue::SS(
-                items
-                    .map(|v| match v {
-                        AttrValue::S(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect::<Option<_>>()?,
-            ),
-            Tag::NS => AttrValue::NS(
-                items
-                    .map(|v| match v {
-                        AttrValue::N(n) => Some(n),
-                        _ => None,
-                    })
-                    .collect::<Option<_>>()?,
-            ),
-            _ => AttrValue::BS(
-                items
-                    .map(|v| match v {
-                        AttrValue::B(b) => Some(b),
-                        _ => None,
-                    })
-                    .collect::<Option<_>>()?,
-            ),
+            Tag::SS => AttrValue::SS(members(items, |v| match v {
+                AttrValue::S(s) => Some(s),
+                _ => None,
+            })?),
+            Tag::NS => AttrValue::NS(members(items, |v| match v {
+                AttrValue::N(n) => Some(n),
+                _ => None,
+            })?),
+            _ => AttrValue::BS(members(items, |v| match v {
+                AttrValue::B(b) => Some(b),
+                _ => None,
+            })?),
         })
     }
     fn begin_map(&mut self) -> Option<usize> {
