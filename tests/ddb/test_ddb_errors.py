@@ -183,6 +183,16 @@ def test_malformed_envelopes_always_raise(event: Any) -> None:
             decode_stream_event(event, errors=errors)  # type: ignore[call-overload]
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_invalid_utf8_is_one_decode_error_for_bytes_and_bytearray(kind: type) -> None:
+    # GIVEN an event whose text holds a byte that is not UTF-8
+    raw = kind(b'{"Records": [{"eventID": "caf\xe9"}]}')
+    # WHEN decoded THEN DecodeError names the encoding and the byte's offset
+    want = r"event is not valid UTF-8 \(invalid utf-8 .* index 29\)"
+    with pytest.raises(DecodeError, match=want):
+        decode_stream_event(raw)
+
+
 def test_lone_surrogate_escape_in_bytes_is_a_decode_error() -> None:
     raw = json.dumps(stream_event([{"s": {"S": "x"}}])).replace('"x"', '"\\ud800"')
     with pytest.raises(DecodeError):

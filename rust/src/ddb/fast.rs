@@ -36,12 +36,8 @@ pub(crate) fn record(text: &str, pos: usize, skim_images: bool) -> Option<(Recor
         return Some((data, end));
     }
     let (mut data, [new, old], end) = RecordParser::new(text, pos, Tree::default()).run()?;
-    let tree = |v: Option<AttrValue>| match v {
-        Some(AttrValue::M(m)) => Some(m),
-        _ => None,
-    };
-    data.new_image = tree(new);
-    data.old_image = tree(old);
+    data.new_image = new.and_then(into_map);
+    data.old_image = old.and_then(into_map);
     data.new_image_span = None;
     data.old_image_span = None;
     Some((data, end))
@@ -57,41 +53,37 @@ pub(crate) fn record_py<'py>(
     pos: usize,
     out: &mut ToPy<'py, '_>,
 ) -> Option<Built<Bound<'py, PyDict>>> {
-    let b = PyBuild {
-        out,
-        items: Vec::new(),
-        dicts: Vec::new(),
-    };
-    let (data, [new, old], end) = RecordParser::new(text, pos, b).run()?;
+    let (data, [new, old], end) = RecordParser::new(text, pos, PyBuild::new(out)).run()?;
     let dict = |v: Option<Bound<'py, PyAny>>| v.and_then(|d| d.downcast_into::<PyDict>().ok());
     Some((data, [dict(new), dict(old)], end))
 }
 
 /// Build the tree of an image span that [`record`] validated.
 pub(crate) fn image_tree(text: &str) -> Option<Map> {
-    let mut p = Parser::over(text);
-    let mut tree = Tree::default();
-    let m = p.map(&mut tree, 0)?;
-    p.ws();
-    (p.pos == p.bytes.len()).then_some(())?;
-    match m {
-        AttrValue::M(m) => Some(m),
-        _ => None,
-    }
+    into_map(whole_map(text, &mut Tree::default())?)
 }
 
 /// Build the Python dict of an image span that [`record`] validated.
 pub(crate) fn image_py<'py>(text: &str, out: &mut ToPy<'py, '_>) -> Option<Bound<'py, PyDict>> {
-    let mut p = Parser::over(text);
-    let mut b = PyBuild {
-        out,
-        items: Vec::new(),
-        dicts: Vec::new(),
-    };
-    let d = p.map(&mut b, 0)?;
+    whole_map(text, &mut PyBuild::new(out))?
+        .downcast_into::<PyDict>()
+        .ok()
+}
+
+/// `text` as one map (surrounding whitespace allowed), built by `b`.
+fn whole_map<'a, B: Build<'a>>(text: &'a str, b: &mut B) -> Option<B::V> {
+    let mut p = Parser::at(text, 0);
+    let v = p.map(b, 0)?;
     p.ws();
-    (p.pos == p.bytes.len()).then_some(())?;
-    d.downcast_into::<PyDict>().ok()
+    (p.pos == p.bytes.len()).then_some(v)
+}
+
+/// The map of a tree value built by `map`.
+fn into_map(v: AttrValue) -> Option<Map> {
+    match v {
+        AttrValue::M(m) => Some(m),
+        _ => None,
+    }
 }
 
 /// Offset of the first byte of `b` that ends a plain run of string content:
@@ -146,11 +138,11 @@ struct RecordParser<'a, I: Build<'a>> {
 }
 
 impl<'a> Parser<'a> {
-    fn over(text: &'a str) -> Self {
+    fn at(text: &'a str, pos: usize) -> Self {
         Parser {
             text,
             bytes: text.as_bytes(),
-            pos: 0,
+            pos,
         }
     }
 
@@ -371,23 +363,37 @@ impl<'a> Parser<'a> {
     }
 
     fn list<B: Build<'a>>(&mut self, b: &mut B, depth: u32) -> Option<B::V> {
+        self.sequence(b, |p, b| p.value(b, depth), |b, mark| b.end_list(mark))
+    }
+
+    /// A JSON list whose members `read` reads; `end` builds the container.
+    fn sequence<B: Build<'a>>(
+        &mut self,
+        b: &mut B,
+        mut read: impl FnMut(&mut Self, &mut B) -> Option<B::V>,
+        end: impl FnOnce(&mut B, usize) -> Option<B::V>,
+    ) -> Option<B::V> {
         let mark = b.begin_list();
+        if self.sequence_members(b, &mut read).is_none() {
+            b.abort_list(mark);
+            return None;
+        }
+        end(b, mark)
+    }
+
+    fn sequence_members<B: Build<'a>>(
+        &mut self,
+        b: &mut B,
+        read: &mut impl FnMut(&mut Self, &mut B) -> Option<B::V>,
+    ) -> Option<()> {
         if self.open(b'[', b']')? {
-            return b.end_list(mark);
+            return Some(());
         }
         loop {
-            let Some(v) = self.value(b, depth) else {
-                b.abort_list(mark);
-                return None;
-            };
+            let v = read(self, b)?;
             b.push_item(v);
-            match self.next_member(b']') {
-                Some(true) => {}
-                Some(false) => return b.end_list(mark),
-                None => {
-                    b.abort_list(mark);
-                    return None;
-                }
+            if !self.next_member(b']')? {
+                return Some(());
             }
         }
     }
@@ -429,25 +435,7 @@ impl<'a> Parser<'a> {
         tag: Tag,
         read: fn(&mut Self, &mut B) -> Option<B::V>,
     ) -> Option<B::V> {
-        let mark = b.begin_list();
-        if self.open(b'[', b']')? {
-            return b.end_set(tag, mark);
-        }
-        loop {
-            let Some(v) = read(self, b) else {
-                b.abort_list(mark);
-                return None;
-            };
-            b.push_item(v);
-            match self.next_member(b']') {
-                Some(true) => {}
-                Some(false) => return b.end_set(tag, mark),
-                None => {
-                    b.abort_list(mark);
-                    return None;
-                }
-            }
-        }
+        self.sequence(b, read, |b, mark| b.end_set(tag, mark))
     }
 
     fn opt_string(&mut self) -> Option<Option<String>> {
@@ -530,11 +518,7 @@ impl<'a> Parser<'a> {
 impl<'a, I: Build<'a>> RecordParser<'a, I> {
     fn new(text: &'a str, pos: usize, images: I) -> Self {
         RecordParser {
-            lex: Parser {
-                text,
-                bytes: text.as_bytes(),
-                pos,
-            },
+            lex: Parser::at(text, pos),
             tree: Tree::default(),
             images,
             built: [None, None],
@@ -545,10 +529,7 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
         if self.lex.null() {
             return Some(None);
         }
-        match self.lex.map(&mut self.tree, 0)? {
-            AttrValue::M(m) => Some(Some(m)),
-            _ => None,
-        }
+        into_map(self.lex.map(&mut self.tree, 0)?).map(Some)
     }
 
     /// Image `which` (0 new, 1 old), built by `I`: its span (None for null).
@@ -564,58 +545,61 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
         Some(Some(start..self.lex.pos))
     }
 
-    fn record(&mut self) -> Option<Partial> {
-        let mut p = Partial::default();
+    /// A JSON object whose members `field` reads, given each member's name.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
         if self.lex.open(b'{', b'}')? {
-            return Some(p);
+            return Some(());
         }
         loop {
             let name = self.lex.string()?;
             self.lex.eat(b':')?;
-            match &*name {
-                "eventID" => p.event_id = self.lex.opt_string()?,
-                "eventName" => p.event_name = self.lex.opt_string()?,
-                "awsRegion" => p.aws_region = self.lex.opt_string()?,
-                "eventSourceARN" => p.event_source_arn = self.lex.opt_string()?,
-                "dynamodb" => {
-                    p.dynamodb = if self.lex.null() {
-                        None
-                    } else {
-                        Some(self.ddb()?)
-                    }
-                }
-                _ => self.lex.skip()?,
-            }
+            field(self, &name)?;
             if !self.lex.next_member(b'}')? {
-                return Some(p);
+                return Some(());
             }
         }
     }
 
+    fn record(&mut self) -> Option<Partial> {
+        let mut p = Partial::default();
+        self.object(|this, name| {
+            match name {
+                "eventID" => p.event_id = this.lex.opt_string()?,
+                "eventName" => p.event_name = this.lex.opt_string()?,
+                "awsRegion" => p.aws_region = this.lex.opt_string()?,
+                "eventSourceARN" => p.event_source_arn = this.lex.opt_string()?,
+                "dynamodb" => {
+                    p.dynamodb = if this.lex.null() {
+                        None
+                    } else {
+                        Some(this.ddb()?)
+                    }
+                }
+                _ => this.lex.skip()?,
+            }
+            Some(())
+        })?;
+        Some(p)
+    }
+
     fn ddb(&mut self) -> Option<PartialDdb> {
         let mut d = PartialDdb::default();
-        if self.lex.open(b'{', b'}')? {
-            return Some(d);
-        }
-        loop {
-            let name = self.lex.string()?;
-            self.lex.eat(b':')?;
-            match &*name {
-                "SequenceNumber" => d.sequence_number = self.lex.opt_string()?,
-                "StreamViewType" => d.stream_view_type = self.lex.opt_string()?,
-                "Keys" => d.keys = self.opt_map()?,
-                "NewImage" => d.new_image_span = self.opt_image(0)?,
-                "OldImage" => d.old_image_span = self.opt_image(1)?,
+        self.object(|this, name| {
+            match name {
+                "SequenceNumber" => d.sequence_number = this.lex.opt_string()?,
+                "StreamViewType" => d.stream_view_type = this.lex.opt_string()?,
+                "Keys" => d.keys = this.opt_map()?,
+                "NewImage" => d.new_image_span = this.opt_image(0)?,
+                "OldImage" => d.old_image_span = this.opt_image(1)?,
                 "ApproximateCreationDateTime" => {
-                    d.approximate_creation_time = self.lex.opt_f64()?
+                    d.approximate_creation_time = this.lex.opt_f64()?
                 }
-                "SizeBytes" => d.size_bytes = self.lex.opt_u64()?,
-                _ => self.lex.skip()?,
+                "SizeBytes" => d.size_bytes = this.lex.opt_u64()?,
+                _ => this.lex.skip()?,
             }
-            if !self.lex.next_member(b'}')? {
-                return Some(d);
-            }
-        }
+            Some(())
+        })?;
+        Some(d)
     }
 
     /// Parse the record; its data (`finish`ed) and the images `I` built.
@@ -787,6 +771,16 @@ struct PyBuild<'t, 'py, 'k> {
     items: Vec<Bound<'py, PyAny>>,
     /// Open dicts, with whether each holds a container.
     dicts: Vec<(Bound<'py, PyDict>, bool)>,
+}
+
+impl<'t, 'py, 'k> PyBuild<'t, 'py, 'k> {
+    fn new(out: &'t mut ToPy<'py, 'k>) -> Self {
+        PyBuild {
+            out,
+            items: Vec::new(),
+            dicts: Vec::new(),
+        }
+    }
 }
 
 impl<'a, 'py> Build<'a> for PyBuild<'_, 'py, '_> {

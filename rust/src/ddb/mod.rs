@@ -153,7 +153,12 @@ pub(crate) fn event_text<'a>(
     if let Ok(b) = event.downcast::<PyBytes>() {
         Some(utf8(b.as_bytes()).map(Cow::Borrowed))
     } else if let Ok(b) = event.downcast::<PyByteArray>() {
-        Some(utf8(&b.to_vec()).map(|s| Cow::Owned(s.to_owned())))
+        // Mutable, so copied once; validated in place.
+        Some(
+            String::from_utf8(b.to_vec())
+                .map(Cow::Owned)
+                .map_err(|e| utf8_error(e.utf8_error())),
+        )
     } else if let Ok(s) = event.downcast::<PyString>() {
         Some(
             s.to_str()
@@ -166,8 +171,11 @@ pub(crate) fn event_text<'a>(
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeErr> {
-    std::str::from_utf8(bytes)
-        .map_err(|e| DecodeErr::new(format!("event is not valid UTF-8 ({e})")))
+    std::str::from_utf8(bytes).map_err(utf8_error)
+}
+
+fn utf8_error(e: std::str::Utf8Error) -> DecodeErr {
+    DecodeErr::new(format!("event is not valid UTF-8 ({e})"))
 }
 
 /// A `RecordError` (as a Python object) for a record that failed to decode.
@@ -227,7 +235,7 @@ fn from_text(
     let mut built: Vec<(usize, [Option<Bound<'_, PyDict>>; 2])> = Vec::new();
     let decoded = if images == Images::Python {
         let mut shared = keys.0.try_lock().ok();
-        let mut out = ToPy::new(py, numbers)?.with_shared(shared.as_deref_mut());
+        let mut out = ToPy::new(py, numbers)?.with_keys(shared.as_deref_mut());
         catch_unwind(AssertUnwindSafe(|| {
             event::decode_event_using(&text, stop, &mut |t, pos| {
                 let (data, dicts, end) = fast::record_py(t, pos, &mut out)?;

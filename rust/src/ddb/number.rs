@@ -93,7 +93,6 @@ fn all_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Parse and validate DynamoDB number text.
 /// True for `-?[0-9]{1,38}`: an integer that is always valid (at most 38
 /// digits, adjusted exponent at most 37), the common case of counts, ids and
 /// epoch seconds; [`parse`] is not needed to accept it.
@@ -102,6 +101,7 @@ pub fn is_plain_integer(text: &str) -> bool {
     !digits.is_empty() && digits.len() <= MAX_DIGITS && all_digits(digits)
 }
 
+/// Parse and validate DynamoDB number text.
 pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     let bad = || format!("invalid number {:?}", shorten(text));
     let (negative, body) = match text.as_bytes().first() {

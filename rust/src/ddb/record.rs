@@ -93,10 +93,6 @@ impl Image {
         }
         raw.span(self.span.as_ref()?)
     }
-
-    fn is_some(&self) -> bool {
-        self.span.is_some() || self.tree.get().is_some_and(Option::is_some)
-    }
 }
 
 /// One record of a DynamoDB stream event, decoded in Rust.
@@ -135,6 +131,12 @@ impl StreamRecord {
     /// The old image, without touching Python.
     pub fn old_image_map(&self) -> Option<&Arc<Map>> {
         self.old_image.tree(&self.raw)
+    }
+
+    /// The image rendering and paths read: the new one, else the old one
+    /// (REMOVE records have only an old image).
+    pub fn image_map(&self) -> Option<&Arc<Map>> {
+        self.new_image_map().or_else(|| self.old_image_map())
     }
 
     pub(crate) fn from_data(
@@ -178,7 +180,7 @@ impl StreamRecord {
         let obj = cell.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
             // try_lock: never wait on another thread while holding the GIL.
             let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
-            let mut out = ToPy::new(py, self.numbers)?.with_shared(keys.as_deref_mut());
+            let mut out = ToPy::new(py, self.numbers)?.with_keys(keys.as_deref_mut());
             Ok(out.map(map)?.into_any().unbind())
         })?;
         Ok(obj.clone_ref(py))
@@ -213,7 +215,7 @@ impl StreamRecord {
         if let Some(text) = image.pending_text(&self.raw) {
             let built = {
                 let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
-                let mut out = ToPy::new(py, self.numbers)?.with_shared(keys.as_deref_mut());
+                let mut out = ToPy::new(py, self.numbers)?.with_keys(keys.as_deref_mut());
                 fast::image_py(text, &mut out)
             };
             if let Some(dict) = built {
@@ -285,17 +287,12 @@ impl StreamRecord {
     /// no new one), or `default`; builds only that value.
     #[pyo3(signature = (path, default=None))]
     fn get(&self, py: Python<'_>, path: &str, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        guard(|| {
-            let image = if self.new_image.is_some() {
-                self.new_image_map()
-            } else {
-                self.old_image_map()
-            };
-            match image.and_then(|m| AttrValue::get_path(m, path)) {
+        guard(
+            || match self.image_map().and_then(|m| AttrValue::get_path(m, path)) {
                 Some(v) => Ok(ToPy::new(py, self.numbers)?.value(v)?.unbind()),
                 None => Ok(default.unwrap_or_else(|| py.None())),
-            }
-        })
+            },
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -148,17 +148,11 @@ impl KeySlots {
     }
 }
 
-/// Python objects shared by the records of one batch.
+/// The attribute-name strs of one batch behind a lock, held by every record
+/// of the batch: names repeat in every record, and a reused str also keeps its
+/// cached hash for dict inserts.
 #[derive(Default)]
-pub(crate) struct Shared {
-    /// Attribute names repeat in every record; a reused str also keeps its
-    /// cached hash for dict inserts.
-    keys: KeySlots,
-}
-
-/// [`Shared`] behind a lock, held by every record of a batch.
-#[derive(Default)]
-pub(crate) struct KeyCache(pub(crate) Mutex<Shared>);
+pub(crate) struct KeyCache(pub(crate) Mutex<KeySlots>);
 
 /// Decimals of short number texts (counts, flags, small amounts) shared across
 /// calls and batches: `Decimal` is immutable and building one is the dearest
@@ -193,7 +187,7 @@ fn remember_small_decimal(text: &str, d: &Bound<'_, PyAny>) {
 /// 18 digits and not a negative zero (`Decimal("-0")` keeps its sign, `-0` has none).
 fn plain_i64(text: &str) -> Option<i64> {
     let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.len() > 18 || !super::number::is_plain_integer(text) {
         return None;
     }
     let v: i64 = text.parse().ok()?;
@@ -241,7 +235,7 @@ pub(crate) struct ToPy<'py, 'k> {
     py: Python<'py>,
     numbers: Numbers,
     decimal: Bound<'py, PyType>,
-    shared: Option<&'k mut Shared>,
+    keys: Option<&'k mut KeySlots>,
 }
 
 impl<'py, 'k> ToPy<'py, 'k> {
@@ -250,7 +244,7 @@ impl<'py, 'k> ToPy<'py, 'k> {
             py,
             numbers,
             decimal: decimal_type(py)?.clone(),
-            shared: None,
+            keys: None,
         })
     }
 
@@ -259,9 +253,9 @@ impl<'py, 'k> ToPy<'py, 'k> {
         self.decimal.as_ptr().cast()
     }
 
-    /// Reuse (and fill) a batch's shared names and numbers.
-    pub(crate) fn with_shared(mut self, shared: Option<&'k mut Shared>) -> Self {
-        self.shared = shared;
+    /// Reuse (and fill) a batch's attribute-name strs.
+    pub(crate) fn with_keys(mut self, keys: Option<&'k mut KeySlots>) -> Self {
+        self.keys = keys;
         self
     }
 
@@ -271,8 +265,8 @@ impl<'py, 'k> ToPy<'py, 'k> {
 
     pub(crate) fn key(&mut self, k: &str) -> Bound<'py, PyString> {
         let py = self.py;
-        match self.shared.as_deref_mut() {
-            Some(shared) => shared.keys.get(py, k),
+        match self.keys.as_deref_mut() {
+            Some(keys) => keys.get(py, k),
             None => PyString::new(py, k),
         }
     }
@@ -347,9 +341,6 @@ impl<'py, 'k> ToPy<'py, 'k> {
     }
 
     pub(crate) fn number(&mut self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
-        if self.numbers == Numbers::Native {
-            return self.native(n);
-        }
         self.number_text(n.as_str())
     }
 
@@ -358,20 +349,27 @@ impl<'py, 'k> ToPy<'py, 'k> {
         if self.numbers == Numbers::Native {
             return self.native_parts(text, &super::number::parse(text).unwrap_or_default());
         }
-        let py = self.py;
-        if let Some(d) = small_decimal(py, text) {
+        self.decimal_of(text, || PyString::new(self.py, text))
+    }
+
+    /// The `Decimal` of validated `raw`: shared for short texts (longer ones,
+    /// epoch seconds, ids, amounts, rarely repeat: a cache of them cost more in
+    /// misses than it saved), from an int for plain integers (`Decimal(int)`
+    /// equals `Decimal(text)` there and skips parsing a str: ~30% cheaper),
+    /// else from the str `text` gives.
+    fn decimal_of(
+        &self,
+        raw: &str,
+        text: impl FnOnce() -> Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(d) = small_decimal(self.py, raw) {
             return Ok(d);
         }
-        let make = |d: &Bound<'py, PyType>| match plain_i64(text) {
-            // `Decimal(int)` equals `Decimal(text)` here and skips building and
-            // parsing a str (~30% cheaper per number).
-            Some(i) => d.call1((i,)),
-            None => d.call1((PyString::new(py, text),)),
+        let d = match plain_i64(raw) {
+            Some(i) => self.decimal.call1((i,))?,
+            None => self.decimal.call1((text(),))?,
         };
-        // Longer texts (epoch seconds, ids, amounts) rarely repeat within a
-        // batch: a per-batch cache of them cost more in misses than it saved.
-        let d = make(&self.decimal)?;
-        remember_small_decimal(text, &d);
+        remember_small_decimal(raw, &d);
         Ok(d)
     }
 
@@ -399,19 +397,7 @@ impl<'py, 'k> ToPy<'py, 'k> {
         text: &Bound<'py, PyString>,
         raw: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(d) = small_decimal(self.py, raw) {
-            return Ok(d);
-        }
-        let d = match plain_i64(raw) {
-            Some(i) => self.decimal.call1((i,))?,
-            None => self.decimal.call1((text,))?,
-        };
-        remember_small_decimal(raw, &d);
-        Ok(d)
-    }
-
-    fn native(&self, n: &Number) -> PyResult<Bound<'py, PyAny>> {
-        self.native_parts(n.as_str(), &n.parts())
+        self.decimal_of(raw, || text.clone())
     }
 
     fn native_parts(&self, text: &str, parts: &NumberParts<'_>) -> PyResult<Bound<'py, PyAny>> {

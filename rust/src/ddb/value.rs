@@ -89,9 +89,6 @@ impl AttrValue {
     }
 }
 
-/// Make attribute names unique the way a Python dict built from the pairs
-/// would: the first occurrence keeps its position, the last value wins.
-/// (`json.loads` + boto3 behave exactly so on duplicate names.)
 /// A word that equal keys share: the length and the first 7 bytes.
 fn key_print(k: &str) -> u64 {
     let b = k.as_bytes();
@@ -104,6 +101,9 @@ fn key_print(k: &str) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// Make attribute names unique the way a Python dict built from the pairs
+/// would: the first occurrence keeps its position, the last value wins.
+/// (`json.loads` + boto3 behave exactly so on duplicate names.)
 pub(crate) fn dedup_last_wins(map: &mut Map) {
     let n = map.len();
     if n < 2 {

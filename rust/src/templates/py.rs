@@ -495,7 +495,7 @@ pub fn record_context(rec: &StreamRecord) -> Value {
         &rec.event_id,
         &rec.sequence_number,
         rec.approximate_creation_time,
-        rec.new_image_map().or_else(|| rec.old_image_map()).cloned(),
+        rec.image_map().cloned(),
     )
 }
 
