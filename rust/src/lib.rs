@@ -1,12 +1,13 @@
 //! notifier's Rust core, exposed to Python as `notifier._core`.
 //!
 //! This file only declares the module and its exports; the logic lives in
-//! focused modules: `ddb` (DynamoDB JSON decoding and encoding) and
-//! `templates` (MiniJinja rendering).
+//! focused modules: `ddb` (DynamoDB JSON decoding and encoding),
+//! `templates` (MiniJinja rendering) and `names` (name fingerprints both use).
 use pyo3::prelude::*;
 
 pub mod ddb;
 pub mod errors;
+pub mod names;
 pub mod templates;
 
 /// Every Rust allocation in `notifier._core` (not Python's): measured 15-25% fewer

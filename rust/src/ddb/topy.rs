@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTy
 
 use super::number::NumberParts;
 use super::value::{AttrValue, Map, Number};
+use crate::names::Fingerprint;
 
 /// How `N` values become Python numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,17 +67,16 @@ impl Hasher for FxHasher {
 
 type FxMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 
-/// Attribute-name strs of a batch, in a direct-mapped table keyed by an
-/// exact fingerprint of names up to 16 bytes (length plus their bytes, read
-/// as two overlapping words: no hashing loop, no `memcmp`); longer names are
-/// compared in full. A colliding name replaces the slot's. Under perf the
+/// Attribute-name strs of a batch, in a direct-mapped table keyed by the
+/// names' fingerprints ([`crate::names`]: exact up to 16 bytes, no hashing
+/// loop, no `memcmp`); longer names are compared in full. A colliding name replaces the slot's. Under perf the
 /// hash-map lookup (FxHash over each byte, a probe, a `memcmp` call) was ~10%
 /// of decoding an event into dicts.
 pub(crate) struct KeySlots(Box<[Option<KeySlot>]>);
 
 struct KeySlot {
-    print: KeyPrint,
-    /// The name, kept only when the print does not determine it (> 16 bytes).
+    print: Fingerprint,
+    /// The name, kept only when the print does not decide it (> 16 bytes).
     long: Option<Box<str>>,
     s: Py<PyString>,
 }
@@ -89,48 +89,10 @@ impl Default for KeySlots {
     }
 }
 
-/// Length and bytes of a name: equal prints mean equal names up to 16 bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct KeyPrint(u64, u64, usize);
-
-fn word_at(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .and_then(|w| w.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
-}
-
-fn half_at(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 4)
-        .and_then(|w| w.try_into().ok())
-        .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
-}
-
-impl KeyPrint {
-    fn of(k: &str) -> Self {
-        let b = k.as_bytes();
-        let n = b.len();
-        let byte = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
-        // Each pair of reads covers every byte of a name of its length range.
-        let (first, last) = match n {
-            0 => (0, 0),
-            1..=3 => (byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16, 0),
-            4..=7 => (half_at(b, 0), half_at(b, n - 4)),
-            _ => (word_at(b, 0), word_at(b, n - 8)),
-        };
-        KeyPrint(first, last, n)
-    }
-
-    fn slot(&self) -> usize {
-        const K: u64 = 0x9E37_79B9_7F4A_7C15;
-        let h = (self.0 ^ self.1.rotate_left(31) ^ (self.2 as u64)).wrapping_mul(K);
-        (h >> (64 - KEY_SLOT_BITS)) as usize
-    }
-}
-
 impl KeySlots {
     fn get<'py>(&mut self, py: Python<'py>, k: &str) -> Bound<'py, PyString> {
-        let print = KeyPrint::of(k);
-        let i = print.slot();
+        let print = Fingerprint::of(k);
+        let i = (print.hash() >> (64 - KEY_SLOT_BITS)) as usize;
         if let Some(Some(slot)) = self.0.get(i) {
             if slot.print == print && slot.long.as_deref().map_or(true, |l| l == k) {
                 return slot.s.bind(py).clone();
@@ -140,7 +102,7 @@ impl KeySlots {
         if let Some(entry) = self.0.get_mut(i) {
             *entry = Some(KeySlot {
                 print,
-                long: (k.len() > 16).then(|| k.into()),
+                long: (!print.decides()).then(|| k.into()),
                 s: s.clone().unbind(),
             });
         }
@@ -421,43 +383,5 @@ impl<'py, 'k> ToPy<'py, 'k> {
             digits
         };
         py.get_type::<PyInt>().call1((text,))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::KeyPrint;
-
-    #[test]
-    fn key_prints_tell_every_short_name_apart() {
-        // every name of up to 16 bytes over a small alphabet, lengths 0..=16 sampled:
-        // equal prints only for equal names
-        let alphabet = ["a", "b", "é", "\0"];
-        let mut names: Vec<String> = vec![String::new()];
-        for len in 1..=4 {
-            let mut next = Vec::new();
-            for n in names.iter().filter(|n| n.chars().count() == len - 1) {
-                for c in alphabet {
-                    next.push(format!("{n}{c}"));
-                }
-            }
-            names.extend(next);
-        }
-        // longer look-alikes: differ in one byte at every position
-        for len in 5..=16 {
-            for at in 0..len {
-                let mut b = vec![b'x'; len];
-                b[at] = b'y';
-                names.push(String::from_utf8(b).unwrap());
-            }
-            names.push("x".repeat(len));
-        }
-        let mut seen = std::collections::HashMap::new();
-        for n in &names {
-            let p = KeyPrint::of(n);
-            if let Some(other) = seen.insert((p.0, p.1, p.2), n.clone()) {
-                assert_eq!(&other, n, "two names share a print");
-            }
-        }
     }
 }

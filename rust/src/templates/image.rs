@@ -15,9 +15,9 @@ use std::sync::{Arc, OnceLock};
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 
 use super::decimal::{decimal_value, Dec};
-use super::keys::{self, Fingerprint};
 use super::pyconv::SmallMap;
 use crate::ddb::value::{AttrValue, Map, Number};
+use crate::names::{self, Fingerprint};
 
 /// The image attributes as top-level names, plus `event` (stream metadata).
 #[derive(Debug)]
@@ -117,7 +117,7 @@ impl Object for RecordContext {
             return Some(self.event.clone());
         }
         let root = self.image.as_ref()?;
-        let i = keys::position(
+        let i = names::position(
             self.prints.iter().zip(root.iter()),
             key,
             |(p, _)| **p,

@@ -6,7 +6,6 @@
 //! - `decimal`: exact DynamoDB numbers as template values.
 //! - `image`: decoded images (`AttrValue`) as lazy template values.
 //! - `pyconv`: Python contexts as template values.
-//! - `keys`: the name lookup behind template variables and attributes.
 //! - `py`: the `TemplateSet` and `Rendered` Python classes.
 //! - `escape`: HTML autoescaping with Jinja2's character set.
 //! - `error`: the internal error type behind `TemplateError`.
@@ -17,7 +16,6 @@ pub mod error;
 pub mod escape;
 pub mod filters;
 pub mod image;
-pub mod keys;
 pub mod py;
 pub mod pyconv;
 pub mod set;

@@ -20,8 +20,8 @@ use pyo3::types::{
 
 use super::decimal::{decimal_value, value_to_dec, DecimalObj};
 use super::error::TplError;
-use super::keys::{self, Fingerprint};
 use crate::ddb::value::Str;
+use crate::names::{self, Fingerprint};
 
 /// Nesting deeper than this is refused (it also stops self-referencing containers).
 const MAX_DEPTH: usize = 64;
@@ -68,7 +68,7 @@ impl SmallMap {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        keys::position(&self.entries, key, |e| e.print, |e| e.key.as_str())
+        names::position(&self.entries, key, |e| e.print, |e| e.key.as_str())
     }
 
     fn find(&self, key: &str) -> Option<Value> {
