@@ -97,8 +97,9 @@ def decode_stream_event(
 
 @final
 class StreamRecord:
-    """One decoded stream record. Immutable; images are built as dicts on first access
-    (then cached: the same dict is returned each time)."""
+    """One decoded stream record. Immutable; each image is built as a dict once, while
+    decoding or on first access (``decode_stream_event``'s ``images``), then cached: the
+    same dict is returned each time."""
 
     @property
     def index(self) -> int:

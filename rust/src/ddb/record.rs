@@ -97,8 +97,9 @@ impl Image {
 
 /// One record of a DynamoDB stream event, decoded in Rust.
 ///
-/// The images stay Rust values until Python asks for them; the template
-/// renderer reads them without building Python objects.
+/// Each image is a Rust tree, a span of the event text, or both, and its
+/// Python dict is built once (while decoding with `images="python"`, else on
+/// first access); the template renderer reads trees, never Python objects.
 #[pyclass(frozen, module = "notifier._core")]
 pub struct StreamRecord {
     pub(crate) index: usize,
