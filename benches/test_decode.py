@@ -2,6 +2,8 @@
 
 Groups ``decode-bytes-<n>``: from the raw event bytes to every record's new and old image as
 Python dicts (orjson alone stops at the typed dicts: the floor a Python decoder starts from).
+``notifier`` is the default ``images="python"``; ``notifier-tree`` (``images="tree"``, trees
+first) is shown beside it, not a baseline.
 Groups ``decode-dict-<n>``: from the parsed event (what the Python runtime hands a handler),
 ``deserialize_image`` over each image vs boto3's TypeDeserializer.
 Groups ``decode-dict-event-<n>``: ``decode_stream_event`` on the parsed event, images built.
@@ -61,6 +63,11 @@ def decode_notifier(raw: bytes) -> Images:
     return [(r.new_image, r.old_image) for r in decode_stream_event(raw)]
 
 
+def decode_notifier_tree(raw: bytes) -> Images:
+    """``images="tree"`` (the handler's mode): Rust trees first, dicts built from them."""
+    return [(r.new_image, r.old_image) for r in decode_stream_event(raw, images="tree")]
+
+
 def decode_boto3(raw: bytes) -> Images:
     return _boto3_images(orjson.loads(raw))
 
@@ -87,6 +94,7 @@ def _same(ours: Any, theirs: Any) -> bool:
 
 FROM_BYTES: dict[str, Callable[[bytes], Any]] = {
     "notifier": decode_notifier,
+    "notifier-tree": decode_notifier_tree,
     "orjson+boto3": decode_boto3,
     "powertools": decode_powertools,
     "orjson-only": orjson.loads,
