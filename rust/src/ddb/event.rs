@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{DecodeErr, PathSeg};
-use super::fast;
+use super::fast::{self, Want};
 use super::json::{AvSeed, Ctx, MapSeed};
 use super::value::{AttrValue, Map};
 
@@ -76,7 +76,7 @@ struct Envelope<'a> {
 /// unusual (a malformed envelope, a record that fails) is settled by the
 /// two-pass reference path, so results and error messages are the same.
 pub fn decode_event_str(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
-    decode_event_with(text, stop_on_error, false)
+    decode_event_with(text, stop_on_error, Want::Trees)
 }
 
 /// [`decode_event_str`] that validates the images of records read in one pass
@@ -84,7 +84,18 @@ pub fn decode_event_str(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRe
 /// (built on demand with `fast::image_tree`/`fast::image_py`) instead of maps.
 /// Records the reference path decodes have their maps as usual.
 pub fn decode_event_lazy(text: &str, stop_on_error: bool) -> Result<Vec<DecodedRecord>, DecodeErr> {
-    decode_event_with(text, stop_on_error, true)
+    decode_event_with(text, stop_on_error, Want::Spans)
+}
+
+/// [`decode_event_str`] for rendering: records read in one pass build only the
+/// image a template sees (`NewImage`, else `OldImage`); their `keys` are empty
+/// and an `OldImage` beside a `NewImage` is validated, not built. Records the
+/// reference path decodes are complete.
+pub fn decode_event_for_render(
+    text: &str,
+    stop_on_error: bool,
+) -> Result<Vec<DecodedRecord>, DecodeErr> {
+    decode_event_with(text, stop_on_error, Want::Render)
 }
 
 /// The tree of an image span that [`decode_event_lazy`] validated (`None`
@@ -96,10 +107,10 @@ pub fn image_from_span(text: &str) -> Option<Map> {
 fn decode_event_with(
     text: &str,
     stop_on_error: bool,
-    skim_images: bool,
+    want: Want,
 ) -> Result<Vec<DecodedRecord>, DecodeErr> {
     decode_event_using(text, stop_on_error, &mut |t, pos| {
-        fast::record(t, pos, skim_images)
+        fast::record(t, pos, want)
     })
 }
 
@@ -659,7 +670,9 @@ pub(crate) mod tests {
         }
         assert!(
             decode_event_fast(&event(&[RECORD, RECORD]), false, &mut |t, p| fast::record(
-                t, p, false
+                t,
+                p,
+                Want::Trees
             ))
             .is_some()
         );

@@ -24,18 +24,32 @@ use super::number;
 use super::topy::{gc_untrack, is_container_obj, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
+/// What [`record`] builds of a record's `Keys` and images. Whatever is not
+/// built is still validated by the same grammar, so every mode accepts the
+/// same records (and gives up on the same ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// `Keys` and both images as trees.
+    Trees,
+    /// `Keys` as a tree; the images only as their spans in `text` (built
+    /// later by [`image_tree`] or [`image_py`], which cannot fail on them).
+    Spans,
+    /// What rendering reads: the image a template sees (`NewImage`, else
+    /// `OldImage`) as a tree. `Keys` come out empty, and an `OldImage` after a
+    /// `NewImage` is not built (no span either).
+    Render,
+}
+
 /// Parse one record starting at `pos` of `text` (no leading whitespace):
 /// its fields and the offset just after it, or `None` to use the reference path.
-///
-/// With `skim_images`, `NewImage`/`OldImage` are validated by the same grammar
-/// without building anything: the record carries their spans in `text`
-/// (built later by [`image_tree`] or [`image_py`], which cannot fail on them).
-pub(crate) fn record(text: &str, pos: usize, skim_images: bool) -> Option<(RecordData, usize)> {
-    if skim_images {
+pub(crate) fn record(text: &str, pos: usize, want: Want) -> Option<(RecordData, usize)> {
+    if want == Want::Spans {
         let (data, _, end) = RecordParser::new(text, pos, Skim).run()?;
         return Some((data, end));
     }
-    let (mut data, [new, old], end) = RecordParser::new(text, pos, Tree::default()).run()?;
+    let mut parser = RecordParser::new(text, pos, Tree::default());
+    parser.lean = want == Want::Render;
+    let (mut data, [new, old], end) = parser.run()?;
     data.new_image = new.and_then(into_map);
     data.old_image = old.and_then(into_map);
     data.new_image_span = None;
@@ -135,6 +149,8 @@ struct RecordParser<'a, I: Build<'a>> {
     images: I,
     /// The images `I` built: NewImage, OldImage.
     built: [Option<I::V>; 2],
+    /// [`Want::Render`]: skim `Keys`, and `OldImage` once `NewImage` is built.
+    lean: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -522,12 +538,17 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
             tree: Tree::default(),
             images,
             built: [None, None],
+            lean: false,
         }
     }
 
     fn opt_map(&mut self) -> Option<Option<Map>> {
         if self.lex.null() {
             return Some(None);
+        }
+        if self.lean {
+            self.lex.map(&mut Skim, 0)?;
+            return Some(Some(Map::new()));
         }
         into_map(self.lex.map(&mut self.tree, 0)?).map(Some)
     }
@@ -536,6 +557,10 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
     fn opt_image(&mut self, which: usize) -> Option<Option<Range<usize>>> {
         if self.lex.null() {
             *self.built.get_mut(which)? = None;
+            return Some(None);
+        }
+        if self.lean && which == 1 && self.built[0].is_some() {
+            self.lex.map(&mut Skim, 0)?;
             return Some(None);
         }
         self.lex.ws();
@@ -891,16 +916,35 @@ mod tests {
     use crate::ddb::event::decode_record_json;
     use crate::ddb::event::tests::nested_lists;
 
-    /// The one-pass tree parse, checked against skimming: both accept the
-    /// same records, and a skimmed image's span builds the tree's image.
+    /// The one-pass tree parse, checked against skimming and the render
+    /// mode: all accept the same records, a skimmed image's span builds the
+    /// tree's image, and the render mode builds the image a template sees.
     fn fast(text: &str) -> Option<RecordData> {
-        let tree = record(text, 0, false);
-        let skim = record(text, 0, true);
+        let tree = record(text, 0, Want::Trees);
+        let skim = record(text, 0, Want::Spans);
+        let lean = record(text, 0, Want::Render);
         assert_eq!(
             tree.is_some(),
             skim.is_some(),
             "skim and tree disagree on {text}"
         );
+        assert_eq!(
+            tree.is_some(),
+            lean.is_some(),
+            "render and tree disagree on {text}"
+        );
+        if let (Some((t, t_end)), Some((r, r_end))) = (&tree, &lean) {
+            assert_eq!(t_end, r_end);
+            assert_eq!(
+                t.new_image.as_ref().or(t.old_image.as_ref()),
+                r.new_image.as_ref().or(r.old_image.as_ref())
+            );
+            assert!(r.keys.is_empty());
+            assert_eq!(
+                (&t.event_id, &t.event_name, &t.sequence_number),
+                (&r.event_id, &r.event_name, &r.sequence_number)
+            );
+        }
         if let (Some((t, t_end)), Some((s, s_end))) = (&tree, &skim) {
             assert_eq!(t_end, s_end);
             let built = |span: &Option<Range<usize>>| {

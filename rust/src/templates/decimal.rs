@@ -368,10 +368,36 @@ pub fn decimal_value(text: &str) -> Value {
             }
         }
     }
+    if let Some(f) = short_fraction(text) {
+        return Value::from(f);
+    }
     match Dec::parse(text) {
         Some(dec) => dec_value(dec, text),
         None => Value::from(text),
     }
+}
+
+/// The float of plain fractional text that is already the float's shortest
+/// spelling (`87.25`, `-0.5`, `0.001`), found without formatting the float:
+/// at most 15 digits in all (every such decimal survives the trip through an
+/// f64 and back, and lies far from the subnormal range), an integer part
+/// without leading zeros and a fraction without trailing ones. `dec_value`
+/// decides the same for such text by parsing, formatting and comparing.
+fn short_fraction(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let body = b.strip_prefix(b"-").unwrap_or(b);
+    let point = body.iter().position(|&c| c == b'.')?;
+    let (int, frac) = (&body[..point], &body[point + 1..]);
+    let canonical = body.len() <= 16
+        && !int.is_empty()
+        && !frac.is_empty()
+        && (int == b"0" || int[0] != b'0')
+        && frac.last() != Some(&b'0')
+        && int.iter().chain(frac).all(u8::is_ascii_digit);
+    if !canonical {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// The template value of a parsed decimal (see the module docs).
@@ -404,19 +430,31 @@ pub fn value_to_dec(value: &Value) -> Option<Dec> {
     if let Some(obj) = value.downcast_object_ref::<DecimalObj>() {
         return Some(obj.dec.clone());
     }
-    match value.kind() {
-        minijinja::value::ValueKind::Number => {
-            if let Ok(i) = i128::try_from(value.clone()) {
-                return Dec::parse(&i.to_string());
-            }
-            let f = f64::try_from(value.clone()).ok()?;
-            if !f.is_finite() {
-                return None;
-            }
-            Dec::parse(&f.to_string())
-        }
-        _ => None,
+    if value.kind() != minijinja::value::ValueKind::Number {
+        return None;
     }
+    if value.is_integer() {
+        if let Ok(i) = i128::try_from(value.clone()) {
+            return Dec::parse(itoa::Buffer::new().format(i));
+        }
+    }
+    let f = f64::try_from(value.clone()).ok()?;
+    if f as i64 as f64 == f {
+        // An integral float, read as the integer (MiniJinja converts it so too).
+        return Dec::parse(itoa::Buffer::new().format(f as i64));
+    }
+    if !f.is_finite() {
+        return None;
+    }
+    // The shortest spelling that reads back as `f`, as Python's repr and Rust's
+    // Display give it, from zmij (without the formatting machinery). With 17
+    // digits two spellings can be equally near, and zmij may pick the other
+    // one: those few go through Display.
+    let dec = Dec::parse(zmij::Buffer::new().format_finite(f))?;
+    if dec.digits.len() <= 16 {
+        return Some(dec);
+    }
+    Dec::parse(&f.to_string())
 }
 
 #[cfg(test)]
@@ -425,6 +463,133 @@ mod tests {
 
     fn rendered(text: &str) -> String {
         decimal_value(text).to_string()
+    }
+
+    #[test]
+    fn numbers_read_as_the_digits_display_shows() {
+        // GIVEN floats and integers across the range, spelled by Rust's Display
+        let mut floats = vec![
+            32.77,
+            -0.5,
+            0.1,
+            1e-7,
+            5e-324,
+            1.5e300,
+            1e20,
+            -2.5e15,
+            87.25,
+            1.0 / 3.0,
+            f64::MAX,
+            5.0,
+            -0.0,
+            9.007199254740993e15,
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f64::from_bits(x);
+            if f.is_finite() {
+                floats.push(f);
+            }
+            // and short decimals (scores, prices), where zmij's spelling is used
+            let short = format!(
+                "{}.{}e{}",
+                x % 1_000_000,
+                (x >> 24) % 100_000,
+                (x >> 50) % 40
+            );
+            floats.push(short.parse::<f64>().unwrap() * if x & 1 == 1 { -1e-20 } else { 1.0 });
+        }
+        for f in floats {
+            // WHEN read as a decimal THEN it is the value Display spells
+            let want = if f as i64 as f64 == f {
+                Dec::parse(&(f as i64).to_string())
+            } else {
+                Dec::parse(&f.to_string())
+            };
+            let got = value_to_dec(&Value::from(f));
+            assert_eq!(
+                got.as_ref().and_then(Dec::positional),
+                want.as_ref().and_then(Dec::positional),
+                "{f:e}"
+            );
+        }
+        for i in [0i128, -7, 1 << 70, i128::MIN, i128::MAX] {
+            assert_eq!(
+                value_to_dec(&Value::from(i)).and_then(|d| d.positional()),
+                Some(i.to_string())
+            );
+        }
+        assert_eq!(value_to_dec(&Value::from(f64::NAN)), None);
+        assert_eq!(value_to_dec(&Value::from("1")), None);
+    }
+
+    #[test]
+    fn short_fractions_take_the_shortcut_only_when_the_long_way_agrees() {
+        // GIVEN plain fractional texts: edge cases and a spread of digit shapes
+        let mut texts: Vec<String> = [
+            "87.25",
+            "-0.5",
+            "0.1",
+            "0.001",
+            "0.30",
+            "00.5",
+            "-0.0",
+            "1.",
+            ".5",
+            "123456789012.345",
+            "1234567890123.45",
+            "0.000000000000001",
+            "9007199254740.993",
+            "1.7976931348623157",
+            "4.35",
+            "2.675",
+            "-1e5",
+            "1.5e3",
+            "1.2.3",
+            "1-2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 10u64.pow(1 + (x >> 60) as u32 % 16)).to_string();
+            let at = (x >> 40) as usize % (digits.len() + 1);
+            let (a, b) = digits.split_at(at);
+            let sign = if x & 1 == 1 { "-" } else { "" };
+            texts.push(format!("{sign}{}.{b}", if a.is_empty() { "0" } else { a }));
+        }
+        for text in &texts {
+            // WHEN the shortcut is taken THEN it gives what parsing and comparing gives
+            if let Some(f) = short_fraction(text) {
+                let slow = dec_value(Dec::parse(text).expect("decimal"), text);
+                assert_eq!(slow.kind(), minijinja::value::ValueKind::Number, "{text}");
+                assert_eq!(f64::try_from(slow).ok(), Some(f), "{text}");
+                assert_eq!(Value::from(f).to_string(), *text, "{text}");
+            }
+        }
+        // AND the common shapes take it, the others do not
+        for hit in ["87.25", "-0.5", "0.001", "1234567890123.45"] {
+            assert!(short_fraction(hit).is_some(), "{hit}");
+        }
+        for miss in [
+            "0.30",
+            "00.5",
+            "-0.0",
+            "1.",
+            ".5",
+            "0.0000000000000001",
+            "-1e5",
+            "1.2.3",
+        ] {
+            assert!(short_fraction(miss).is_none(), "{miss}");
+        }
     }
 
     #[test]

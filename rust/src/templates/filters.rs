@@ -115,7 +115,7 @@ fn format_moment(
     let items = parsed_format(fmt)?;
     let local = moment.with_timezone(&zone);
     let mut out = String::with_capacity(fmt.len() + 16);
-    if !format_fast(&mut out, &local, &items) {
+    if !format_fast(&mut out, &local.naive_local(), &local, &items) {
         out.clear();
         write!(out, "{}", local.format_with_items(items.iter()))
             .map_err(|_| invalid(format!("cannot format date/time with {fmt:?}")))?;
@@ -155,8 +155,14 @@ const LONG_WEEKDAYS: [&str; 7] = [
 /// chrono would. chrono's `format_with_items` renders the zone name to a new
 /// String up front (for `%Z`, needed or not) and goes through `fmt::write`
 /// for every item; this writes directly. Returns false for an item it does
-/// not handle (the caller then formats with chrono).
-fn format_fast(out: &mut String, t: &DateTime<Tz>, items: &[Item<'static>]) -> bool {
+/// not handle (the caller then formats with chrono). `t` is `zoned` as local
+/// time: `DateTime<Tz>` adds the offset again for every field it is asked for.
+fn format_fast(
+    out: &mut String,
+    t: &NaiveDateTime,
+    zoned: &DateTime<Tz>,
+    items: &[Item<'static>],
+) -> bool {
     use chrono::format::{Fixed, Numeric, Pad};
     use chrono::{Datelike, Timelike};
 
@@ -204,7 +210,7 @@ fn format_fast(out: &mut String, t: &DateTime<Tz>, items: &[Item<'static>]) -> b
                 Fixed::UpperAmPm => out.push_str(if t.hour() < 12 { "AM" } else { "PM" }),
                 Fixed::LowerAmPm => out.push_str(if t.hour() < 12 { "am" } else { "pm" }),
                 Fixed::TimezoneName => {
-                    if write!(out, "{}", t.offset()).is_err() {
+                    if write!(out, "{}", zoned.offset()).is_err() {
                         return false;
                     }
                 }
@@ -390,7 +396,7 @@ fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String
         if let Ok(i) = i128::try_from(value.clone()) {
             return Ok(group(
                 i < 0,
-                &i.unsigned_abs().to_string(),
+                itoa::Buffer::new().format(i.unsigned_abs()),
                 "",
                 thousands,
                 point,
@@ -493,15 +499,46 @@ fn truncate(
 
 /// Jinja2's `title`: upper-case the first character of each word (words
 /// start after whitespace or one of `-({[<`), lower-case the rest.
-fn title(value: &Value) -> String {
+fn title(value: &Value) -> Value {
+    let owned;
     let s = match value.as_str() {
-        Some(s) => s.to_string(),
-        None => value.to_string(),
+        Some(s) => s,
+        None => {
+            owned = value.to_string();
+            owned.as_str()
+        }
     };
+    let starts_word = |c: char| c.is_whitespace() || matches!(c, '-' | '(' | '{' | '[' | '<');
+    if s.is_ascii() {
+        // Byte by byte (most statuses and names): no case tables, and short
+        // results are built on the stack (MiniJinja keeps them inline).
+        let mut start = true;
+        let mut step = |b: u8| {
+            let out = if starts_word(char::from(b)) {
+                start = true;
+                return b;
+            } else if start {
+                b.to_ascii_uppercase()
+            } else {
+                b.to_ascii_lowercase()
+            };
+            start = false;
+            out
+        };
+        let mut buf = [0u8; 64];
+        if let Some(head) = buf.get_mut(..s.len()) {
+            for (o, &b) in head.iter_mut().zip(s.as_bytes()) {
+                *o = step(b);
+            }
+            return Value::from(std::str::from_utf8(head).unwrap_or_default());
+        }
+        let out: String = s.bytes().map(|b| char::from(step(b))).collect();
+        return Value::from(out);
+    }
     let mut out = String::with_capacity(s.len());
     let mut start = true;
     for c in s.chars() {
-        if c.is_whitespace() || matches!(c, '-' | '(' | '{' | '[' | '<') {
+        if starts_word(c) {
             out.push(c);
             start = true;
         } else if start {
@@ -511,7 +548,7 @@ fn title(value: &Value) -> String {
             out.extend(c.to_lowercase());
         }
     }
-    out
+    Value::from(out)
 }
 
 // -------------------------------------------------------------------- sort
@@ -750,6 +787,46 @@ mod tests {
     }
 
     #[test]
+    fn title_ascii_shortcut_agrees_with_the_char_path() {
+        // GIVEN the char-by-char rule, written out
+        fn reference(s: &str) -> String {
+            let mut out = String::new();
+            let mut start = true;
+            for c in s.chars() {
+                if c.is_whitespace() || matches!(c, '-' | '(' | '{' | '[' | '<') {
+                    out.push(c);
+                    start = true;
+                } else if start {
+                    out.extend(c.to_uppercase());
+                    start = false;
+                } else {
+                    out.extend(c.to_lowercase());
+                }
+            }
+            out
+        }
+        let long = "a staff ENGINEER at hooli, (remote) [en]-<b>{x}\tz\u{b}y\u{c}w\rq ".repeat(3);
+        for s in [
+            "interview",
+            "",
+            " lead  space",
+            "x",
+            "MIXED case-words",
+            "a\u{b}b",
+            &long,
+        ] {
+            // WHEN titled THEN the shortcut (short or long text) gives the same
+            assert_eq!(
+                title(&Value::from(s)).as_str(),
+                Some(reference(s).as_str()),
+                "{s:?}"
+            );
+        }
+        assert!(long.len() > 64);
+        assert_eq!(title(&Value::from(42)).as_str(), Some("42"));
+    }
+
+    #[test]
     fn numeric_filters_understand_exact_decimals() {
         let ctx = context! { d => decimal_value("-12.30"), huge => decimal_value("1E+50") };
         assert_eq!(
@@ -823,7 +900,7 @@ mod tests {
                         .with_timezone(&tz);
                     let want = t.format_with_items(items.iter()).to_string();
                     let mut got = String::new();
-                    if format_fast(&mut got, &t, &items) {
+                    if format_fast(&mut got, &t.naive_local(), &t, &items) {
                         assert_eq!(got, want, "{fmt} {zone} {secs}");
                     }
                 }
@@ -835,7 +912,12 @@ mod tests {
             .with_timezone(&Tz::Europe__Berlin);
         for fmt in ["%b %-d, %Y %H:%M %Z", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M"] {
             assert!(
-                format_fast(&mut String::new(), &t, &parsed_format(fmt).unwrap()),
+                format_fast(
+                    &mut String::new(),
+                    &t.naive_local(),
+                    &t,
+                    &parsed_format(fmt).unwrap()
+                ),
                 "{fmt}"
             );
         }

@@ -18,7 +18,7 @@ use super::error::{TplError, TplResult};
 use super::image::RecordContext;
 use super::pyconv::{context_to_value, SmallMap};
 use super::set::{RenderedParts, TemplateSet};
-use crate::ddb::event::{decode_event_str, RecordData};
+use crate::ddb::event::{decode_event_for_render, RecordData};
 use crate::ddb::{self, AttrValue, Map, StreamRecord};
 use crate::errors::DecodeError;
 
@@ -296,7 +296,7 @@ impl PyTemplateSet {
                     let text: &str = &text;
                     let outcomes = py
                         .allow_threads(|| {
-                            let decoded = decode_event_str(text, false)?;
+                            let decoded = decode_event_for_render(text, false)?;
                             Ok(decoded
                                 .into_iter()
                                 .enumerate()
