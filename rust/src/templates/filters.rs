@@ -36,36 +36,66 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-/// Check keyword arguments against the names a filter knows, in one pass.
+/// A filter's arguments after its value: the positional ones, and the keyword
+/// arguments if any were passed.
 ///
-/// MiniJinja's `Kwargs::get` records each read name in a `HashSet<String>`
-/// (an allocation and a SipHash per name, even for names not passed) for
-/// `assert_all_used`; with several filter calls per notification that
-/// bookkeeping cost more than some filters themselves. Filters here validate
-/// the passed names up front and then read only those present (`kw`).
-fn check_kwargs(kwargs: &Kwargs, known: &[&str]) -> Result<(), Error> {
-    for key in kwargs.args() {
-        if !known.contains(&key) {
-            return Err(Error::new(
-                ErrorKind::TooManyArguments,
-                format!("unknown keyword argument '{key}'"),
-            ));
-        }
-    }
-    Ok(())
+/// Filters here take `args: &[Value]` instead of typed parameters and a
+/// trailing `Kwargs`: for that signature MiniJinja builds a `Kwargs` (an
+/// `Arc`ed empty map and a `HashSet`) on every call that passes none, the
+/// common case. The passed names are checked against the known ones up front
+/// (MiniJinja's `Kwargs::get` would record each read name in a `HashSet<String>`
+/// for `assert_all_used`: an allocation and a SipHash per name).
+struct Args<'a> {
+    pos: &'a [Value],
+    kwargs: Option<Kwargs>,
 }
 
-/// An optional keyword argument (after `check_kwargs`), without bookkeeping.
-/// Presence is checked by scanning the (one or two) passed names: `Kwargs::has`
-/// hashes a `Value` with SipHash even when no keyword was passed.
-fn kw<'a, T>(kwargs: &'a Kwargs, key: &'a str) -> Result<Option<T>, Error>
-where
-    Option<T>: ArgType<'a, Output = Option<T>>,
-{
-    if kwargs.args().any(|k| k == key) {
-        kwargs.peek::<Option<T>>(key)
-    } else {
-        Ok(None)
+impl<'a> Args<'a> {
+    /// Split `args`: at most `max_pos` positional ones, keywords from `known`.
+    fn new(args: &'a [Value], max_pos: usize, known: &[&str]) -> Result<Self, Error> {
+        let (pos, kwargs) = match args.split_last() {
+            Some((last, rest)) if last.kind() == ValueKind::Map && last.is_kwargs() => {
+                (rest, Some(Kwargs::from_value(Some(last))?))
+            }
+            _ => (args, None),
+        };
+        if pos.len() > max_pos {
+            return Err(Error::from(ErrorKind::TooManyArguments));
+        }
+        if let Some(kwargs) = &kwargs {
+            for key in kwargs.args() {
+                if !known.contains(&key) {
+                    return Err(Error::new(
+                        ErrorKind::TooManyArguments,
+                        format!("unknown keyword argument '{key}'"),
+                    ));
+                }
+            }
+        }
+        Ok(Args { pos, kwargs })
+    }
+
+    /// The argument passed as keyword `key`, else at position `index`, else None.
+    fn get<T>(&'a self, index: usize, key: &'a str) -> Result<Option<T>, Error>
+    where
+        Option<T>: ArgType<'a, Output = Option<T>>,
+    {
+        if let Some(v) = self.keyword(key)? {
+            return Ok(Some(v));
+        }
+        <Option<T> as ArgType>::from_value(self.pos.get(index))
+    }
+
+    /// The argument passed as keyword `key` (presence is checked by scanning
+    /// the one or two passed names: `Kwargs::has` hashes a `Value`).
+    fn keyword<T>(&'a self, key: &'a str) -> Result<Option<T>, Error>
+    where
+        Option<T>: ArgType<'a, Output = Option<T>>,
+    {
+        match &self.kwargs {
+            Some(kwargs) if kwargs.args().any(|k| k == key) => kwargs.peek::<Option<T>>(key),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -76,36 +106,20 @@ const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// `{{ ts|datetime("%d.%m.%Y %H:%M", tz="Europe/Berlin") }}`: format a moment
 /// (epoch seconds as a number or numeric text, or ISO 8601 text) in a time
-/// zone (IANA name, default UTC).
-fn datetime(
-    value: &Value,
-    format: Option<&str>,
-    tz: Option<&str>,
-    kwargs: Kwargs,
-) -> Result<String, Error> {
-    format_moment(value, format, tz, kwargs, DEFAULT_DATETIME_FORMAT)
+/// zone (IANA name, default UTC). Arguments `format`, `tz`.
+fn datetime(value: &Value, args: &[Value]) -> Result<String, Error> {
+    format_moment(value, args, DEFAULT_DATETIME_FORMAT)
 }
 
 /// `{{ ts|date }}`: like `datetime`, default format `%Y-%m-%d`.
-fn date(
-    value: &Value,
-    format: Option<&str>,
-    tz: Option<&str>,
-    kwargs: Kwargs,
-) -> Result<String, Error> {
-    format_moment(value, format, tz, kwargs, DEFAULT_DATE_FORMAT)
+fn date(value: &Value, args: &[Value]) -> Result<String, Error> {
+    format_moment(value, args, DEFAULT_DATE_FORMAT)
 }
 
-fn format_moment(
-    value: &Value,
-    format: Option<&str>,
-    tz: Option<&str>,
-    kwargs: Kwargs,
-    default_format: &str,
-) -> Result<String, Error> {
-    check_kwargs(&kwargs, &["format", "tz"])?;
-    let format = kw::<&str>(&kwargs, "format")?.or(format);
-    let tz = kw::<&str>(&kwargs, "tz")?.or(tz);
+fn format_moment(value: &Value, args: &[Value], default_format: &str) -> Result<String, Error> {
+    let args = Args::new(args, 2, &["format", "tz"])?;
+    let format = args.get::<&str>(0, "format")?;
+    let tz = args.get::<&str>(1, "tz")?;
     let moment = to_moment(value)?;
     let zone = match tz {
         None | Some("UTC") | Some("utc") | Some("Z") => Tz::UTC,
@@ -375,17 +389,17 @@ fn separators(locale: &str) -> (&'static str, &'static str) {
 /// `{{ n|number(2, locale="de") }}` -> `1.234,50`. Exact: decimals are rounded
 /// half away from zero on their digits, never through a float. Keyword arguments:
 /// `decimals`, `locale`, `thousands`, `point`.
-fn number(value: &Value, decimals: Option<u32>, kwargs: Kwargs) -> Result<String, Error> {
-    check_kwargs(&kwargs, &["decimals", "locale", "thousands", "point"])?;
-    let decimals = kw::<u32>(&kwargs, "decimals")?.or(decimals);
-    let (mut thousands, mut point) = match kw::<&str>(&kwargs, "locale")? {
+fn number(value: &Value, args: &[Value]) -> Result<String, Error> {
+    let args = Args::new(args, 1, &["decimals", "locale", "thousands", "point"])?;
+    let decimals = args.get::<u32>(0, "decimals")?;
+    let (mut thousands, mut point) = match args.keyword::<&str>("locale")? {
         Some(locale) => separators(locale),
         None => (",", "."),
     };
-    if let Some(t) = kw::<&str>(&kwargs, "thousands")? {
+    if let Some(t) = args.keyword::<&str>("thousands")? {
         thousands = t;
     }
-    if let Some(p) = kw::<&str>(&kwargs, "point")? {
+    if let Some(p) = args.keyword::<&str>("point")? {
         point = p;
     }
     if decimals.is_some_and(|d| d > 100) {
@@ -446,23 +460,15 @@ fn group(neg: bool, int: &str, frac: &str, thousands: &str, point: &str) -> Stri
 
 /// Jinja2's `truncate(s, length=255, killwords=False, end='...', leeway=5)`,
 /// counting characters (not bytes); `leeway` only as a keyword.
-fn truncate(
-    value: &Value,
-    length: Option<usize>,
-    killwords: Option<bool>,
-    end: Option<&str>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
+fn truncate(value: &Value, args: &[Value]) -> Result<Value, Error> {
     if value.is_undefined() {
         return Err(Error::from(ErrorKind::UndefinedError));
     }
-    check_kwargs(&kwargs, &["length", "killwords", "end", "leeway"])?;
-    let length = kw::<usize>(&kwargs, "length")?.or(length).unwrap_or(255);
-    let killwords = kw::<bool>(&kwargs, "killwords")?
-        .or(killwords)
-        .unwrap_or(false);
-    let end = kw::<&str>(&kwargs, "end")?.or(end).unwrap_or("...");
-    let leeway = kw::<usize>(&kwargs, "leeway")?.unwrap_or(5);
+    let args = Args::new(args, 3, &["length", "killwords", "end", "leeway"])?;
+    let length = args.get::<usize>(0, "length")?.unwrap_or(255);
+    let killwords = args.get::<bool>(1, "killwords")?.unwrap_or(false);
+    let end = args.get::<&str>(2, "end")?.unwrap_or("...");
+    let leeway = args.keyword::<usize>("leeway")?.unwrap_or(5);
     let owned;
     let s = match value.as_str() {
         Some(s) => s,
@@ -558,13 +564,16 @@ fn title(value: &Value) -> Value {
 /// common case) is returned as it is. For such strings MiniJinja's default
 /// case-insensitive order is plain byte order, and a stable sort of a sorted
 /// list keeps it unchanged. Anything else goes to MiniJinja's `sort`.
-fn sort(state: &State, value: Value, kwargs: Kwargs) -> Result<Value, Error> {
-    if kwargs.args().next().is_none()
-        && value.kind() == ValueKind::Seq
-        && is_sorted_lower_ascii(&value)
-    {
+fn sort(state: &State, value: Value, args: &[Value]) -> Result<Value, Error> {
+    if args.is_empty() && value.kind() == ValueKind::Seq && is_sorted_lower_ascii(&value) {
         return Ok(value);
     }
+    // MiniJinja's `sort` takes keyword arguments only.
+    let kwargs = match args {
+        [] => Kwargs::from_value(None)?,
+        [kwargs] if kwargs.is_kwargs() => Kwargs::from_value(Some(kwargs))?,
+        _ => return Err(Error::from(ErrorKind::TooManyArguments)),
+    };
     minijinja::filters::sort(state, value, kwargs)
 }
 
@@ -845,7 +854,7 @@ mod tests {
         assert_eq!(
             render(
                 "{{ t|datetime(format='%H:%M', tz='Europe/Berlin') }}|{{ n|number(decimals=2, locale='de') }}|{{ n|number(1, thousands=' ', point=',') }}|{{ s|truncate(length=7, end='~', leeway=0) }}|{{ s|truncate(7, True, leeway=0) }}|{{ s|truncate(length=20) }}",
-                ctx
+                ctx.clone()
             ),
             "01:00|1.234,50|1 234,5|a b c~|a b ...|a b c d e f g h"
         );
@@ -861,6 +870,28 @@ mod tests {
                 "{src}: {err}"
             );
         }
+        // Keywords alone, keywords after positional arguments, and too many of those.
+        assert_eq!(
+            render(
+                "{{ n|number(locale='de') }}|{{ t|datetime('%H', 'Europe/Berlin') }}|{{ ['b', 'A']|sort(reverse=true)|join }}|{{ ['b', 'a']|sort|join }}",
+                ctx
+            ),
+            "1.234,5|01|bA|ab"
+        );
+        for src in [
+            "{{ t|datetime('%H', 'UTC', 'x') }}",
+            "{{ n|number(1, 2) }}",
+            "{{ s|truncate(1, true, '', 4) }}",
+            "{{ ['a']|sort(1) }}",
+        ] {
+            let err = env().render_str(src, context! { t => 1, n => 1, s => "x" });
+            let err = err.expect_err(src);
+            assert_eq!(err.kind(), ErrorKind::TooManyArguments, "{src}: {err}");
+        }
+        let err = env()
+            .render_str("{{ n|number('two') }}", context! { n => 1 })
+            .expect_err("a text as decimals");
+        assert_eq!(err.kind(), ErrorKind::InvalidOperation, "{err}");
     }
 
     #[test]
