@@ -37,10 +37,37 @@ pub fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), E
     }
 }
 
+/// Offset of the first 8-byte word of `b` that may hold one of `& < > " '`
+/// (SWAR, as `ddb::fast::string_stop` does): the bytes before it need no
+/// escaping, so most printed values are checked a word at a time.
+fn clean_prefix(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |w: u64| w.wrapping_sub(LO) & !w & HI;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let hit = [b'&', b'<', b'>', b'"', b'\'']
+            .iter()
+            .fold(0, |acc, &c| acc | zero_byte(w ^ (LO * u64::from(c))));
+        if hit != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 fn write_escaped(out: &mut Output, s: &str) -> Result<(), Error> {
     let bytes = s.as_bytes();
+    let clean = clean_prefix(bytes);
+    if clean == bytes.len() {
+        return out.write_str(s).map_err(Error::from);
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let rep = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
@@ -77,6 +104,31 @@ mod tests {
         .unwrap();
         env.add_template("t.txt", "{{ s }}").unwrap();
         env
+    }
+
+    #[test]
+    fn every_position_of_a_special_character_is_escaped() {
+        // GIVEN texts with one special character at each offset around the word size
+        let env = env();
+        for c in ['&', '<', '>', '"', '\'', 'x'] {
+            for at in 0..20 {
+                let mut s: String = "abcdefghijklmnopqrstu".chars().take(20).collect();
+                s.insert(at, c);
+                let want = s
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace('"', "&#34;")
+                    .replace('\'', "&#39;");
+                // WHEN rendered into HTML THEN exactly that character is escaped
+                let got = env
+                    .get_template("t.html")
+                    .unwrap()
+                    .render(context! { url => "", s => s.clone(), n => 1, safe => "", seq => Vec::<String>::new() })
+                    .unwrap();
+                assert_eq!(got, format!("<a href=\"\">{want}</a>1[]"), "{s:?}");
+            }
+        }
     }
 
     #[test]
