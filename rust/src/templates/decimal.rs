@@ -381,7 +381,7 @@ pub fn decimal_value(text: &str) -> Value {
 /// spelling (`87.25`, `-0.5`, `0.001`), found without formatting the float:
 /// at most 15 digits in all (every such decimal survives the trip through an
 /// f64 and back, and lies far from the subnormal range), an integer part
-/// without leading zeros and a fraction without trailing ones. `dec_value`
+/// without leading zeros and a fraction without trailing zeros. `dec_value`
 /// decides the same for such text by parsing, formatting and comparing.
 fn short_fraction(text: &str) -> Option<f64> {
     let b = text.as_bytes();

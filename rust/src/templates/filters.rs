@@ -54,10 +54,11 @@ impl<'a> Args<'a> {
     /// Split `args`: at most `max_pos` positional ones, keywords from `known`.
     fn new(args: &'a [Value], max_pos: usize, known: &[&str]) -> Result<Self, Error> {
         let (pos, kwargs) = match args.split_last() {
-            Some((last, rest)) if last.kind() == ValueKind::Map && last.is_kwargs() => {
-                (rest, Some(Kwargs::from_value(Some(last))?))
-            }
-            _ => (args, None),
+            Some((last, rest)) => match kwargs_of(last) {
+                Some(kwargs) => (rest, Some(kwargs)),
+                None => (args, None),
+            },
+            None => (args, None),
         };
         if pos.len() > max_pos {
             return Err(Error::from(ErrorKind::TooManyArguments));
@@ -97,6 +98,15 @@ impl<'a> Args<'a> {
             _ => Ok(None),
         }
     }
+}
+
+/// The keyword arguments `value` carries, if it is MiniJinja's keyword map
+/// (read once; `Value::is_kwargs` would read them to answer, then again here).
+fn kwargs_of(value: &Value) -> Option<Kwargs> {
+    if value.kind() != ValueKind::Map {
+        return None;
+    }
+    Kwargs::from_value(Some(value)).ok()
 }
 
 // ---------------------------------------------------------------- datetime
@@ -580,7 +590,7 @@ fn sort(state: &State, value: Value, args: &[Value]) -> Result<Value, Error> {
     // MiniJinja's `sort` takes keyword arguments only.
     let kwargs = match args {
         [] => Kwargs::from_value(None)?,
-        [kwargs] if kwargs.is_kwargs() => Kwargs::from_value(Some(kwargs))?,
+        [last] => kwargs_of(last).ok_or_else(|| Error::from(ErrorKind::TooManyArguments))?,
         _ => return Err(Error::from(ErrorKind::TooManyArguments)),
     };
     minijinja::filters::sort(state, value, kwargs)
