@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -200,3 +202,32 @@ def test_duplicate_names_in_json_behave_like_json_loads(boto_deserialize: Fn) ->
     expected = {k: boto_deserialize(v) for k, v in json.loads(image).items()}
     assert canon(rec.new_image) == canon(expected)
     assert list(rec.new_image) == ["a", "b"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(images)
+def test_deserialize_image_leaves_its_input_as_it_was(boto_serialize: Fn, image: Any) -> None:
+    # GIVEN an image as Lambda JSON has it, and a deep copy to compare with
+    wire = json.loads(json.dumps({k: to_json_wire(boto_serialize(v)) for k, v in image.items()}))
+    before = copy.deepcopy(wire)
+    # WHEN it is deserialized (the result starts as a copy of the input dict)
+    out = deserialize_image(wire)
+    # THEN the input still holds its AttributeValues, in order, and the result is its own dict
+    assert wire == before
+    assert list(wire) == list(before)
+    assert out is not wire
+    assert list(out) == list(wire)
+    out["added"] = 1
+    assert "added" not in wire
+
+
+def test_deserialize_image_of_atomic_values_is_not_gc_tracked() -> None:
+    # GIVEN a GC-tracked input dict (its values are dicts) holding only atomic values
+    wire = {"a": {"S": "x"}, "n": {"N": "1.5"}, "b": {"BOOL": True}, "z": {"NULL": True}}
+    assert gc.is_tracked(wire)
+    # WHEN deserialized THEN the result costs the cyclic GC nothing, until a container goes in
+    out = deserialize_image(wire)
+    assert out == {"a": "x", "n": Decimal("1.5"), "b": True, "z": None}
+    assert not gc.is_tracked(out)
+    out["l"] = []
+    assert gc.is_tracked(out)

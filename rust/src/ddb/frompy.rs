@@ -284,7 +284,19 @@ impl<'py> Deser<'py> {
 
     fn map(&self, obj: &Bound<'py, PyAny>, depth: u32) -> Result<Bound<'py, PyDict>, Fail> {
         let py = obj.py();
-        let dict = PyDict::new(py);
+        let exact = is_exact_dict(obj);
+        let dict = if exact {
+            // A copy has the input's keys in place: setting each to its decoded
+            // value replaces in a table of the final size (no inserts, no resizes).
+            // SAFETY: `obj` is a live exact dict; PyDict_Copy returns a new
+            // reference to a new exact dict, or NULL with an exception set.
+            unsafe {
+                Bound::from_owned_ptr_or_err(py, ffi::PyDict_Copy(obj.as_ptr()))?
+                    .downcast_into_unchecked::<PyDict>()
+            }
+        } else {
+            PyDict::new(py)
+        };
         let mut tracked = false;
         let mut fill = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> Result<(), Fail> {
             let name = if is_exact_str(k) {
@@ -308,7 +320,7 @@ impl<'py> Deser<'py> {
                 }
             }
         };
-        if is_exact_dict(obj) {
+        if exact {
             let mut pos: ffi::Py_ssize_t = 0;
             while let Some((k, v)) = dict_next(obj, &mut pos) {
                 fill(&k, &v)?;
