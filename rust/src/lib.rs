@@ -2,14 +2,16 @@
 //!
 //! This file only declares the module and its exports; the logic lives in
 //! focused modules: `ddb` (DynamoDB JSON decoding and encoding),
-//! `templates` (MiniJinja rendering), `names` (name fingerprints both use)
-//! and `alloc` (the global allocator).
+//! `templates` (MiniJinja rendering), `names` (name fingerprints both use),
+//! `swar` (the word-at-a-time byte scans both use) and `alloc` (the global
+//! allocator).
 use pyo3::prelude::*;
 
 pub mod alloc;
 pub mod ddb;
 pub mod errors;
 pub mod names;
+mod swar;
 pub mod templates;
 
 /// Every Rust allocation in `notifier._core` (not Python's), in mimalloc: measured

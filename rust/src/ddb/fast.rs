@@ -23,6 +23,7 @@ use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
 use super::topy::{gc_untrack, is_container_obj, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
+use crate::swar;
 
 /// What [`record`] builds of a record's `Keys` and images. Whatever is not
 /// built is still validated by the same grammar, so every mode accepts the
@@ -107,27 +108,13 @@ fn into_map(v: AttrValue) -> Option<Map> {
 /// for control characters cost ~360 instructions per string of an image,
 /// mostly call set-up, as most strings are short.
 fn string_stop(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QUOTE: u64 = LO * b'"' as u64;
-    const BACKSLASH: u64 = LO * b'\\' as u64;
-    const SPACE: u64 = LO * 0x20;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let q = w ^ QUOTE;
-        let s = w ^ BACKSLASH;
-        // A byte is flagged when it is zero in `q`/`s` (a quote/backslash) or
-        // below 0x20 in `w`; borrows only flag bytes above a true hit, so the
-        // lowest flagged byte is the first hit.
-        let hits =
-            (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s | w.wrapping_sub(SPACE) & !w) & HI;
-        if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+    let (i, hits) = swar::scan(b, |w| {
+        swar::zero_bytes(w ^ swar::splat(b'"'))
+            | swar::zero_bytes(w ^ swar::splat(b'\\'))
+            | swar::bytes_below(w, 0x20)
+    });
+    if hits != 0 {
+        return Some(i + swar::first(hits));
     }
     b.get(i..)?
         .iter()

@@ -101,6 +101,16 @@ pub fn is_plain_integer(text: &str) -> bool {
     !digits.is_empty() && digits.len() <= MAX_DIGITS && all_digits(digits)
 }
 
+/// The value of plain integer text of at most 18 digits (`-?[0-9]{1,18}`,
+/// always an i64): the fast path of every number conversion.
+pub fn small_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.len() > 18 || !is_plain_integer(text) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// Parse and validate DynamoDB number text.
 pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     let bad = || format!("invalid number {:?}", shorten(text));
@@ -207,6 +217,26 @@ mod tests {
             "١",
         ] {
             assert!(!is_plain_integer(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn small_integers_are_the_plain_integers_that_fit_18_digits() {
+        let max = "9".repeat(18);
+        let min = format!("-{max}");
+        for (text, want) in [
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("007", Some(7)),
+            ("-42", Some(-42)),
+            (max.as_str(), Some(999_999_999_999_999_999)),
+            (min.as_str(), Some(-999_999_999_999_999_999)),
+            (&"1".repeat(19), None),
+            ("1.0", None),
+            ("+1", None),
+            ("", None),
+        ] {
+            assert_eq!(small_integer(text), want, "{text}");
         }
     }
 

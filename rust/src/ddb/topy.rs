@@ -148,15 +148,7 @@ fn remember_small_decimal(text: &str, d: &Bound<'_, PyAny>) {
 /// The value of an integer text that `int` and `Decimal` read alike: at most
 /// 18 digits and not a negative zero (`Decimal("-0")` keeps its sign, `-0` has none).
 fn plain_i64(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.len() > 18 || !super::number::is_plain_integer(text) {
-        return None;
-    }
-    let v: i64 = text.parse().ok()?;
-    if v == 0 && text.starts_with('-') {
-        return None;
-    }
-    Some(v)
+    super::number::small_integer(text).filter(|&v| v != 0 || !text.starts_with('-'))
 }
 
 /// True for the values that become Python containers (dict, list, set).

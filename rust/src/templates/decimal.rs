@@ -358,15 +358,10 @@ impl Object for DecimalObj {
 /// Convert decimal text (a DynamoDB `N`, or `str(Decimal)`) to a template value.
 /// Text that is not a finite decimal (NaN, Infinity) becomes a string.
 pub fn decimal_value(text: &str) -> Value {
-    // Fast path: plain small integers ("42", "-7", "1767225600").
-    let b = text.as_bytes();
-    if !b.is_empty() && b.len() <= 18 {
-        let body = b.strip_prefix(b"-").unwrap_or(b);
-        if !body.is_empty() && body.iter().all(u8::is_ascii_digit) {
-            if let Ok(v) = text.parse::<i64>() {
-                return Value::from(v);
-            }
-        }
+    // Fast path: plain small integers ("42", "-7", "1767225600"; "-0" is 0,
+    // as integral values are integers).
+    if let Some(v) = crate::ddb::number::small_integer(text) {
+        return Value::from(v);
     }
     if let Some(f) = short_fraction(text) {
         return Value::from(f);

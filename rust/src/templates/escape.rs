@@ -9,6 +9,8 @@
 use minijinja::value::{Value, ValueKind};
 use minijinja::{escape_formatter, AutoEscape, Error, Output, State};
 
+use crate::swar;
+
 /// The environment's output formatter (see the module docs).
 ///
 /// Strings (most of what a notification prints) are written directly: in text
@@ -37,27 +39,16 @@ pub fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), E
     }
 }
 
-/// Offset of the first 8-byte word of `b` that may hold one of `& < > " '`
-/// (SWAR, as `ddb::fast::string_stop` does): the bytes before it need no
-/// escaping, so most printed values are checked a word at a time.
+/// Offset of the first 8-byte word of `b` that may hold one of `& < > " '`:
+/// the bytes before it need no escaping, so most printed values are checked
+/// a word at a time.
 fn clean_prefix(b: &[u8]) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |w: u64| w.wrapping_sub(LO) & !w & HI;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let hit = [b'&', b'<', b'>', b'"', b'\'']
+    swar::scan(b, |w| {
+        [b'&', b'<', b'>', b'"', b'\'']
             .iter()
-            .fold(0, |acc, &c| acc | zero_byte(w ^ (LO * u64::from(c))));
-        if hit != 0 {
-            break;
-        }
-        i += 8;
-    }
-    i
+            .fold(0, |acc, &c| acc | swar::zero_bytes(w ^ swar::splat(c)))
+    })
+    .0
 }
 
 fn write_escaped(out: &mut Output, s: &str) -> Result<(), Error> {
