@@ -137,3 +137,41 @@ def test_records_of_every_mode_render_the_same(mode: str) -> None:
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="images must be"):
         decode_stream_event(b'{"Records": []}', images="eager")  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(images, min_size=1, max_size=4), st.sampled_from(["decimal", "native"]))
+def test_modes_agree_on_a_parsed_event(
+    boto_serialize: Any, items: list[dict[str, Any]], numbers: str
+) -> None:
+    # GIVEN hypothesis images in an event handed over parsed (as the Python runtime does)
+    wire = [{k: to_json_wire(boto_serialize(v)) for k, v in it.items()} for it in items]
+    event = json.loads(json.dumps(stream_event(wire)))
+    raw = json.dumps(event).encode()
+    # WHEN decoded in each mode
+    views = {
+        m: [_view(r) for r in decode_stream_event(event, numbers=numbers, images=m)]  # type: ignore[arg-type]
+        for m in MODES
+    }
+    # THEN all modes agree with each other and with decoding the same event's bytes
+    from_bytes = [_view(r) for r in decode_stream_event(raw, numbers=numbers)]  # type: ignore[arg-type]
+    assert views["python"] == views["tree"] == views["lazy"]
+    # (all but `raw`, which is json.dumps of the parsed record, not the original bytes)
+    assert [v[:-1] for v in views["python"]] == [v[:-1] for v in from_bytes]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_records_of_a_parsed_event_stay_as_decoded(mode: str) -> None:
+    # GIVEN a parsed event, decoded
+    event = json.loads(json.dumps(samples.make_stream_event(3)))
+    (rec, *_) = decode_stream_event(event, images=mode)  # type: ignore[arg-type]
+    assert isinstance(rec, StreamRecord)
+    # WHEN the caller changes the event afterwards
+    new = event["Records"][0]["dynamodb"]["NewImage"]
+    pk = new["pk"]["S"]
+    new["pk"]["S"] = "changed"
+    new["event_type"] = {"S": "changed"}
+    # THEN neither the record's images nor what templates read change
+    assert rec.new_image is not None
+    assert rec.new_image["pk"] == rec.get("pk") == pk
+    assert "changed" not in (rec.new_image["event_type"], rec.get("event_type"))
