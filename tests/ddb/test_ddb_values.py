@@ -221,6 +221,16 @@ def test_deserialize_image_leaves_its_input_as_it_was(boto_serialize: Fn, image:
     assert "added" not in wire
 
 
+def test_a_failed_deserialize_image_leaves_its_input_as_it_was() -> None:
+    # GIVEN an image whose third attribute is bad, after two good ones
+    wire = {"a": {"S": "x"}, "n": {"N": "1"}, "bad": {"N": "1e999"}, "z": {"S": "y"}}
+    before = copy.deepcopy(wire)
+    # WHEN deserialized THEN it fails naming the attribute, and the input is untouched
+    with pytest.raises(DecodeError, match=r"^bad: "):
+        deserialize_image(wire)
+    assert wire == before
+
+
 def test_deserialize_image_of_atomic_values_is_not_gc_tracked() -> None:
     # GIVEN a GC-tracked input dict (its values are dicts) holding only atomic values
     wire = {"a": {"S": "x"}, "n": {"N": "1.5"}, "b": {"BOOL": True}, "z": {"NULL": True}}
