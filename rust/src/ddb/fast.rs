@@ -208,6 +208,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A JSON string (after whitespace), borrowed when it has no escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
@@ -226,6 +227,8 @@ impl<'a> Parser<'a> {
     }
 
     /// The rest of a string from its first backslash (at `self.pos`).
+    #[cold]
+    #[inline(never)]
     fn escaped(&mut self, start: usize) -> Option<String> {
         let mut out = String::from(self.text.get(start..self.pos)?);
         loop {
