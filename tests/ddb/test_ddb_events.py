@@ -141,6 +141,28 @@ def test_raw_is_the_record_text_from_bytes_and_json_from_dict() -> None:
         assert json.loads(rec.raw) == src
 
 
+@pytest.mark.parametrize("kind", ["bytes", "str", "bytearray"])
+@pytest.mark.parametrize("images", ["python", "tree", "lazy"])
+def test_records_outlive_the_event_text_they_were_decoded_from(kind: str, images: str) -> None:
+    # GIVEN an event with non-ASCII text (a str caches its UTF-8 form), as bytes, str or bytearray
+    event = samples.make_stream_event(3)
+    event["Records"][1]["dynamodb"]["NewImage"]["user"]["M"]["name"] = {"S": "Zoë Ådahl 🙂"}
+    text = json.dumps(event, ensure_ascii=False)
+    source: Any = {"bytes": text.encode(), "str": text, "bytearray": bytearray(text.encode())}[kind]
+    records = decode_stream_event(source, images=images)
+    # WHEN the event object is changed (where it can be) and dropped, and memory is reused
+    if isinstance(source, bytearray):
+        source[:] = b"x" * len(source)
+    del source
+    gc.collect()
+    _ = [bytes(range(256)) * 64 for _ in range(200)]
+    # THEN each record still reads its own text: raw slices, lazily built images, paths
+    for rec, src in zip(records, event["Records"], strict=True):
+        assert json.loads(rec.raw) == src
+        assert rec.new_image == deserialize_image(src["dynamodb"]["NewImage"])
+    assert records[1].get("user.name") == "Zoë Ådahl 🙂"
+
+
 def test_records_are_immutable() -> None:
     (rec,) = decode_stream_event(json.dumps(samples.make_stream_event(1)).encode())
     with pytest.raises(AttributeError):

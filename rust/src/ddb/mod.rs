@@ -20,6 +20,7 @@ pub mod json;
 pub mod number;
 pub mod record;
 mod serialize;
+mod text;
 mod topy;
 pub mod value;
 
@@ -30,6 +31,7 @@ pub use value::{AttrValue, Map, Number};
 
 use frompy::{Deser, Fail};
 use record::RawText;
+use text::EventText;
 use topy::{KeyCache, ToPy};
 
 /// Run `f`, turning a panic (a bug, never expected) into a Python exception
@@ -134,10 +136,10 @@ fn decode_stream_event(
     let numbers = Numbers::from_arg(numbers)?;
     let errors = errors_arg(errors)?;
     let images = images_arg(images)?;
-    guard(|| match event_text(event) {
+    guard(|| match EventText::of(event) {
         Some(text) => {
             let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
-            from_text(py, Arc::from(text.as_ref()), numbers, errors, images)
+            from_text(py, Arc::new(text), numbers, errors, images)
         }
         None => from_py(py, event, numbers, errors),
     })
@@ -222,7 +224,7 @@ fn images_arg(s: &str) -> PyResult<Images> {
 
 fn from_text(
     py: Python<'_>,
-    text: Arc<str>,
+    text: Arc<EventText>,
     numbers: Numbers,
     errors: Errors,
     images: Images,
@@ -237,7 +239,7 @@ fn from_text(
         let mut shared = keys.0.try_lock().ok();
         let mut out = ToPy::new(py, numbers)?.with_keys(shared.as_deref_mut());
         catch_unwind(AssertUnwindSafe(|| {
-            event::decode_event_using(&text, stop, &mut |t, pos| {
+            event::decode_event_using(text.as_str(), stop, &mut |t, pos| {
                 let (data, dicts, end) = fast::record_py(t, pos, &mut out)?;
                 built.push((pos, dicts));
                 Some((data, end))
@@ -248,8 +250,8 @@ fn from_text(
         let text = Arc::clone(&text);
         py.allow_threads(move || {
             catch_unwind(AssertUnwindSafe(|| match images {
-                Images::Lazy => event::decode_event_lazy(&text, stop),
-                _ => event::decode_event_str(&text, stop),
+                Images::Lazy => event::decode_event_lazy(text.as_str(), stop),
+                _ => event::decode_event_str(text.as_str(), stop),
             }))
         })
         .map_err(internal)?

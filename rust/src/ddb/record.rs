@@ -10,13 +10,17 @@ use pyo3::types::{PyDict, PyString};
 use super::event::{decode_image_json, RecordData};
 use super::fast;
 use super::guard;
+use super::text::EventText;
 use super::topy::{KeyCache, Numbers, ToPy};
 use super::value::{AttrValue, Map};
 
 /// Where a record's original JSON text comes from.
 pub(crate) enum RawText {
     /// A slice of the event text shared by every record of the batch.
-    Slice { buf: Arc<str>, range: Range<usize> },
+    Slice {
+        buf: Arc<EventText>,
+        range: Range<usize>,
+    },
     /// The record's Python dict (event handed over parsed); dumped on demand.
     Py(Py<PyAny>),
 }
@@ -25,16 +29,17 @@ impl RawText {
     /// `span` of the event text (for records decoded from text).
     fn span(&self, span: &Range<usize>) -> Option<&str> {
         match self {
-            RawText::Slice { buf, .. } => buf.get(span.clone()),
+            RawText::Slice { buf, .. } => buf.as_str().get(span.clone()),
             RawText::Py(_) => None,
         }
     }
 
     pub(crate) fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         match self {
-            RawText::Slice { buf, range } => {
-                Ok(PyString::new(py, buf.get(range.clone()).unwrap_or("")))
-            }
+            RawText::Slice { buf, range } => Ok(PyString::new(
+                py,
+                buf.as_str().get(range.clone()).unwrap_or(""),
+            )),
             RawText::Py(obj) => dump_json(obj.bind(py)),
         }
     }
