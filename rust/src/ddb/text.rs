@@ -24,7 +24,7 @@ enum Inner {
 
 // SAFETY: `InPlace` points into the buffer of an immutable `bytes` object, or
 // the UTF-8 form a `str` caches in itself; either lives, unchanged and at the
-// same address, as long as the object, which `owner` keeps alive. Reading it
+// same address, as long as the object, which `_owner` keeps alive. Reading it
 // needs no GIL. `Py<PyAny>` itself is `Send + Sync` (dropped without the GIL,
 // its reference is released the next time the GIL is taken).
 unsafe impl Send for EventText {}
