@@ -241,3 +241,32 @@ def test_deserialize_image_of_atomic_values_is_not_gc_tracked() -> None:
     assert not gc.is_tracked(out)
     out["l"] = []
     assert gc.is_tracked(out)
+
+
+def _fresh(text: str) -> str:
+    """An equal str that is a new object (one-character strs are CPython singletons)."""
+    return "".join(list(text))
+
+
+def test_type_tags_are_read_right_whatever_key_objects_carry_them() -> None:
+    # GIVEN AttributeValues whose multi-letter tag keys are new str objects each time,
+    # created and freed between calls (so a freed key's address can come back as another tag)
+    cases = [
+        ("SS", ["7"], {"7"}),
+        ("NS", ["7"], {Decimal(7)}),
+        ("BOOL", True, True),
+        ("NULL", True, None),
+        ("BS", ["Nw=="], {b"7"}),
+    ]
+    for _ in range(200):
+        for tag, raw, want in cases:
+            key = _fresh(tag)
+            assert key == tag
+            assert key is not tag
+            # WHEN each is deserialized THEN its own tag decides the value, never a previous one's
+            assert deserialize_value({key: raw}) == want
+            del key
+    # AND interned keys and fresh equal ones give the same results
+    fresh = {f"{t}{i}": {_fresh(t): raw} for i, (t, raw, _) in enumerate(cases)}
+    interned = {f"{t}{i}": {t: raw} for i, (t, raw, _) in enumerate(cases)}
+    assert deserialize_image(fresh) == deserialize_image(interned)

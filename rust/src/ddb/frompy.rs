@@ -12,6 +12,7 @@ use super::error::DecodeErr;
 use super::event::{RecordData, EVENT_NAMES};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
+use super::tagkeys;
 use super::topy::{gc_tracked, gc_untrack, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
@@ -122,8 +123,9 @@ fn tag_of_exact<'py>(obj: &Bound<'py, PyAny>) -> Option<(Tag, Bound<'py, PyAny>)
     let mut k: *mut ffi::PyObject = std::ptr::null_mut();
     let mut v: *mut ffi::PyObject = std::ptr::null_mut();
     // SAFETY: `obj` is a live exact dict. PyDict_Next gives borrowed references;
-    // the key is only read (its type pointer and UTF-8 buffer) before any other
-    // call that could run Python code, and the value is owned (incref) at once.
+    // the key is only read (its address, type pointer and UTF-8 buffer) or
+    // remembered with a new reference of its own before any other call that
+    // could run Python code, and the value is owned (incref) at once.
     unsafe {
         if ffi::PyDict_Size(obj.as_ptr()) != 1
             || ffi::PyDict_Next(obj.as_ptr(), &mut pos, &mut k, &mut v) == 0
@@ -131,14 +133,21 @@ fn tag_of_exact<'py>(obj: &Bound<'py, PyAny>) -> Option<(Tag, Bound<'py, PyAny>)
         {
             return None;
         }
-        let mut len: ffi::Py_ssize_t = 0;
-        let data = ffi::PyUnicode_AsUTF8AndSize(k, &mut len);
-        if data.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let len = usize::try_from(len).ok()?;
-        let tag = Tag::from_bytes(std::slice::from_raw_parts(data.cast::<u8>(), len))?;
+        let tag = match tagkeys::known(k) {
+            Some(tag) => tag,
+            None => {
+                let mut len: ffi::Py_ssize_t = 0;
+                let data = ffi::PyUnicode_AsUTF8AndSize(k, &mut len);
+                if data.is_null() {
+                    ffi::PyErr_Clear();
+                    return None;
+                }
+                let len = usize::try_from(len).ok()?;
+                let tag = Tag::from_bytes(std::slice::from_raw_parts(data.cast::<u8>(), len))?;
+                tagkeys::remember(tag, k);
+                tag
+            }
+        };
         Some((tag, Bound::from_borrowed_ptr(obj.py(), v)))
     }
 }

@@ -20,6 +20,7 @@ pub mod json;
 pub mod number;
 pub mod record;
 mod serialize;
+mod tagkeys;
 mod text;
 mod topy;
 pub mod value;
