@@ -131,9 +131,8 @@ def _notifier_dict_images(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [deserialize_image(image) for image in images]
 
 
-def _boto3_dict_images(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    deserialize = _TD.deserialize
-    return [{k: deserialize(v) for k, v in image.items()} for image in images]
+def _boto3_dict_images(images: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    return [_boto3_image(image) for image in images]
 
 
 # One flat list of results, no per-record tuples: a tuple holding dicts stays tracked by
@@ -152,7 +151,6 @@ def test_decode_from_dict(benchmark: Any, lib: str, n: int) -> None:
     benchmark.group = f"decode-dict-{n}"
     benchmark.extra_info["lib"] = lib
     assert FROM_DICT[lib](images) == _boto3_dict_images(images)
-    assert [_boto3_image(i) for i in images] == _boto3_dict_images(images)
     benchmark(FROM_DICT[lib], images)
 
 
