@@ -269,12 +269,58 @@ def test_context_types(make_set: MakeSet) -> None:
 
 
 def test_unsupported_context_value_names_its_path(make_set: MakeSet) -> None:
-    ts = make_set({"t/body.txt": "x"})
+    ts = make_set({"t/body.txt": "{{ data }}"})
     # GIVEN a value with no template meaning WHEN rendered THEN the error names its path
     with pytest.raises(TemplateError, match=r'"data\.items\.1".*unsupported type object'):
         ts.render("t", {"data": {"items": [1, object()]}})
     with pytest.raises(TemplateError, match="mapping"):
         ts.render("t", ["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+def test_context_names_no_template_reads_are_not_converted(make_set: MakeSet) -> None:
+    # GIVEN templates reading `user` (directly, in a layout and in an included part)
+    ts = make_set(
+        {
+            "_l/base.html": "<h1>{{ title }}</h1>{% block body %}{% endblock %}",
+            "_p/sig.txt": "-- {{ team }}",
+            "t/subject.txt": "Hi {{ user.name }}",
+            "t/body.txt": '{{ user.name }}\n{% include "_p/sig.txt" %}',
+            "t/body.html": (
+                '{% extends "_l/base.html" %}{% block body %}{{ user.name }}{% endblock %}'
+            ),
+        }
+    )
+    # AND a context whose other entries hold values no template can show
+    ctx = {"user": {"name": "Ada"}, "title": "T", "team": "ops", "blob": object(), "n": {1, "a"}}
+    # WHEN rendered THEN the unread entries are ignored (never converted, so they cannot fail)
+    assert ts.render("t", ctx) == Rendered("Hi Ada", "Ada\n-- ops", "<h1>T</h1>Ada")
+    assert ts.render_many("t", [ctx, ctx]) == [ts.render("t", ctx)] * 2
+    # AND a value the templates do read is still converted and checked
+    with pytest.raises(TemplateError, match="unsupported type object"):
+        ts.render("t", {**ctx, "team": object()})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{% include part %}",  # a variable names the template
+        '{% include "_p/" ~ kind ~ ".txt" %}',  # an expression builds the name
+        '{% include "_p/a.txt" if flag else "_p/b.txt" %}',
+        "{{ debug() }}",  # prints the whole context
+    ],
+)
+def test_templates_that_may_read_anything_get_the_whole_context(
+    make_set: MakeSet, body: str
+) -> None:
+    # GIVEN a template whose reads no scan of its source can list
+    ts = make_set({"_p/a.txt": "{{ secret_a }}", "_p/b.txt": "{{ secret_b }}", "t/body.txt": body})
+    ctx = {"part": "_p/a.txt", "kind": "b", "flag": True, "secret_a": "A", "secret_b": "B"}
+    # WHEN rendered THEN every context entry is there to read
+    text = ts.render("t", ctx).text
+    assert ("A" in text) or ("B" in text)
+    # AND so an unsupported value anywhere in the context is reported
+    with pytest.raises(TemplateError, match="unsupported type object"):
+        ts.render("t", {**ctx, "blob": object()})
 
 
 def test_rendered_value_semantics() -> None:

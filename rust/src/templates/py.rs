@@ -193,7 +193,9 @@ impl PyTemplateSet {
         context: &Bound<'_, PyAny>,
         locale: Option<&str>,
     ) -> PyResult<Rendered> {
-        let ctx = context_to_value(context).map_err(|e| e.for_template(name).to_pyerr(py))?;
+        let reads = self.set.reads(name, locale);
+        let ctx = context_to_value(context, reads.as_deref())
+            .map_err(|e| e.for_template(name).to_pyerr(py))?;
         py.allow_threads(|| self.set.render(name, locale, &ctx))
             .map(Rendered::from)
             .map_err(|e| e.to_pyerr(py))
@@ -210,8 +212,12 @@ impl PyTemplateSet {
         let names = names_arg(names)?;
         let locales = locales_arg(locales)?;
         let mut ctxs: Vec<Result<Value, TplError>> = Vec::new();
-        for item in contexts.try_iter()? {
-            ctxs.push(context_to_value(&item?));
+        for (i, item) in contexts.try_iter()?.enumerate() {
+            let name = names.get(i).map_or("", String::as_str);
+            let reads = self
+                .set
+                .reads(name, locales.get(i).and_then(|l| l.as_deref()));
+            ctxs.push(context_to_value(&item?, reads.as_deref()));
         }
         names.check_len("names", ctxs.len())?;
         locales.check_len("locales", ctxs.len())?;

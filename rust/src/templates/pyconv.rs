@@ -159,7 +159,14 @@ impl From<PyErr> for ConvError {
 }
 
 /// Convert a context mapping to a template value (a map with string keys).
-pub fn context_to_value(obj: &Bound<'_, PyAny>) -> Result<Value, TplError> {
+///
+/// `reads`, when known, lists (sorted) the top-level names the templates can
+/// read: a dict's other entries are left out unconverted (an item's attributes
+/// that no template shows cost nothing and cannot fail the render).
+pub fn context_to_value(
+    obj: &Bound<'_, PyAny>,
+    reads: Option<&[String]>,
+) -> Result<Value, TplError> {
     let py = obj.py();
     let is_mapping = obj.is_instance_of::<PyDict>()
         || types(py)
@@ -171,7 +178,11 @@ pub fn context_to_value(obj: &Bound<'_, PyAny>) -> Result<Value, TplError> {
             type_name(obj)
         )));
     }
-    to_value(obj, 0).map_err(|e| {
+    let value = match (reads, obj.downcast_exact::<PyDict>()) {
+        (Some(reads), Ok(d)) => dict_value(d, 0, Some(reads)),
+        _ => to_value(obj, 0),
+    };
+    value.map_err(|e| {
         let path: Vec<String> = e.path.into_iter().rev().collect();
         TplError::new(format!(
             "context value at {:?}: {}",
@@ -217,7 +228,7 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         return int_value(i.as_any());
     }
     if let Ok(d) = obj.downcast_exact::<PyDict>() {
-        return dict_value(d, depth);
+        return dict_value(d, depth, None);
     }
     if let Ok(l) = obj.downcast_exact::<PyList>() {
         return seq_value(l.iter(), l.len(), depth);
@@ -265,7 +276,7 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         return Ok(decimal_value(obj.str()?.to_str()?));
     }
     if let Ok(d) = obj.downcast::<PyDict>() {
-        return dict_value(d, depth);
+        return dict_value(d, depth, None);
     }
     if let Ok(l) = obj.downcast::<PyList>() {
         return seq_value(l.iter(), l.len(), depth);
@@ -320,8 +331,13 @@ fn int_value(obj: &Bound<'_, PyAny>) -> Result<Value, ConvError> {
     Ok(decimal_value(obj.str()?.to_str()?))
 }
 
-fn dict_value(d: &Bound<'_, PyDict>, depth: usize) -> Result<Value, ConvError> {
-    let mut map = SmallMap::with_capacity(d.len());
+/// `only`: keep just the entries with these (sorted) names.
+fn dict_value(
+    d: &Bound<'_, PyDict>,
+    depth: usize,
+    only: Option<&[String]>,
+) -> Result<Value, ConvError> {
+    let mut map = SmallMap::with_capacity(only.map_or(d.len(), |o| o.len().min(d.len())));
     // String keys of one dict are distinct; only a non-string key (`1` next to
     // `"1"`) can collide with another key's text. From the first one on, the
     // later key wins.
@@ -329,6 +345,9 @@ fn dict_value(d: &Bound<'_, PyDict>, depth: usize) -> Result<Value, ConvError> {
     for (k, v) in d.iter() {
         dedupe = dedupe || !k.is_exact_instance_of::<PyString>();
         let key = key_text(&k)?;
+        if only.is_some_and(|o| o.binary_search_by(|r| r.as_str().cmp(&key)).is_err()) {
+            continue;
+        }
         let value = to_value(&v, depth + 1).map_err(|e| e.at(k.to_string()))?;
         if dedupe {
             map.insert(&key, value);

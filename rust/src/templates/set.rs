@@ -14,9 +14,10 @@
 //! Each part falls back on its own: for locale `de-AT` the renderer uses
 //! `de-AT/body.txt`, else `de/body.txt`, else `body.txt`. Locale folder names
 //! and requested locales are matched case-insensitively, `_` and `-` alike.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -39,6 +40,9 @@ pub struct Parts {
     pub subject: Option<String>,
     pub text: String,
     pub html: Option<String>,
+    /// The top-level context names these files can read (sorted), or `None`
+    /// when that cannot be known from their sources (see `context_reads`).
+    pub reads: Option<Arc<[String]>>,
 }
 
 #[derive(Debug)]
@@ -162,38 +166,113 @@ fn scan(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf)>
     Ok(())
 }
 
-/// Template names referenced by literal `{% extends/include/import/from "..." %}`
-/// tags in `source`, with their 1-based line. `include ... ignore missing` is skipped.
-fn referenced_names(source: &str) -> Vec<(String, usize)> {
+/// A `{% extends/include/import/from %}` tag that names its template by a
+/// string literal, with its 1-based line.
+struct LiteralRef {
+    name: String,
+    line: usize,
+    ignore_missing: bool,
+}
+
+/// The template references in `source`: the literal ones, and whether any
+/// names its template some other way (a variable, a list, `"a" ~ x`,
+/// `"a" if c else "b"`), which no scan of the source can follow.
+fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
     let mut out = Vec::new();
+    let mut dynamic = false;
     let mut rest = source;
     let mut offset = 0;
     while let Some(pos) = rest.find("{%") {
         let tag_start = offset + pos;
         let after = &rest[pos + 2..];
         let body_end = after.find("%}").unwrap_or(after.len());
-        let body = after[..body_end].trim_start_matches(['-', '+', '~']).trim();
+        let body = after[..body_end]
+            .trim_start_matches(['-', '+', '~'])
+            .trim_end_matches(['-', '+', '~'])
+            .trim();
         let mut words = body.splitn(2, char::is_whitespace);
         let keyword = words.next().unwrap_or("");
         let args = words.next().unwrap_or("").trim_start();
         if matches!(keyword, "extends" | "include" | "import" | "from") {
-            let quote = args.chars().next();
-            if let Some(q @ ('"' | '\'')) = quote {
-                if let Some(end) = args[1..].find(q) {
-                    let name = &args[1..1 + end];
-                    let ignore = keyword == "include" && args.contains("ignore missing");
-                    if !ignore {
-                        let line = source[..tag_start].matches('\n').count() + 1;
-                        out.push((name.to_string(), line));
-                    }
+            let literal = match args.chars().next() {
+                Some(q @ ('"' | '\'')) => args[1..]
+                    .find(q)
+                    .map(|end| (&args[1..1 + end], &args[2 + end..])),
+                _ => None,
+            };
+            match literal {
+                // After the name only words may follow (`ignore missing`,
+                // `with context`, `as m`, `import a, b as c`): anything else
+                // is an expression that may pick another template.
+                Some((name, tail))
+                    if tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
+                        w.chars().all(|c| c.is_alphanumeric() || c == '_')
+                            && !matches!(w, "if" | "else" | "or" | "and" | "not")
+                    }) =>
+                {
+                    out.push(LiteralRef {
+                        name: name.to_string(),
+                        line: source[..tag_start].matches('\n').count() + 1,
+                        ignore_missing: keyword == "include" && tail.contains("ignore"),
+                    });
                 }
+                _ => dynamic = true,
             }
         }
         let consumed = pos + 2 + body_end;
         offset += consumed;
         rest = &rest[consumed..];
     }
-    out
+    (out, dynamic)
+}
+
+/// Template names referenced by literal `{% extends/include/import/from "..." %}`
+/// tags in `source`, with their 1-based line. `include ... ignore missing` is skipped.
+fn referenced_names(source: &str) -> Vec<(String, usize)> {
+    template_refs(source)
+        .0
+        .into_iter()
+        .filter(|r| !r.ignore_missing)
+        .map(|r| (r.name, r.line))
+        .collect()
+}
+
+/// The top-level context names that rendering `files` can read: the
+/// undeclared variables of every file they extend, include or import, followed
+/// through the set. `None` (read anything) when a reference is not a literal or
+/// a file calls `debug()` (which prints the whole context).
+fn context_reads(
+    env: &Environment<'_>,
+    sources: &HashMap<String, String>,
+    files: &[&str],
+) -> Option<Arc<[String]>> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut todo: Vec<&str> = files.to_vec();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    while let Some(file) = todo.pop() {
+        if !seen.insert(file) {
+            continue;
+        }
+        // A missing target of `include ... ignore missing` renders nothing.
+        let Some((file, source)) = sources.get_key_value(file) else {
+            continue;
+        };
+        let (refs, dynamic) = template_refs(source);
+        if dynamic {
+            return None;
+        }
+        let vars = env.get_template(file).ok()?.undeclared_variables(false);
+        if vars.contains("debug") {
+            return None;
+        }
+        names.extend(vars);
+        for r in refs {
+            if let Some((name, _)) = sources.get_key_value(&r.name) {
+                todo.push(name);
+            }
+        }
+    }
+    Some(names.into_iter().collect())
 }
 
 impl TemplateSet {
@@ -258,7 +337,21 @@ impl TemplateSet {
             }
         }
 
-        let templates = build_entries(directory, &sources)?;
+        let mut templates = build_entries(directory, &sources)?;
+        for entry in templates.values_mut() {
+            let locales = entry.locales.iter_mut().map(|l| &mut l.parts);
+            for parts in std::iter::once(&mut entry.default).chain(locales) {
+                let files: Vec<&str> = [
+                    parts.subject.as_deref(),
+                    Some(&parts.text),
+                    parts.html.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                parts.reads = context_reads(&env, &sources, &files);
+            }
+        }
         if templates.is_empty() {
             return Err(TplError::new(format!(
                 "no templates in {} (expected folders like NAME/body.txt)",
@@ -292,6 +385,12 @@ impl TemplateSet {
     /// The files that would render `name` in `locale`.
     pub fn parts(&self, name: &str, locale: Option<&str>) -> TplResult<&Parts> {
         Ok(self.entry(name)?.resolve(locale))
+    }
+
+    /// The top-level context names rendering `name` in `locale` can read
+    /// (sorted), or `None` when unknown (or no such template).
+    pub fn reads(&self, name: &str, locale: Option<&str>) -> Option<Arc<[String]>> {
+        self.templates.get(name)?.resolve(locale).reads.clone()
     }
 
     fn entry(&self, name: &str) -> TplResult<&Entry> {
@@ -404,6 +503,7 @@ fn build_entries(
             subject: optional(template, SUBJECT),
             text: body,
             html: optional(template, BODY_HTML),
+            reads: None,
         };
         // Locale folders: second-level folders not starting with `_`.
         let mut tags: BTreeMap<String, String> = BTreeMap::new(); // norm -> tag
@@ -455,6 +555,7 @@ fn build_entries(
                 subject: optional(&dir, SUBJECT).or_else(|| fallback.subject.clone()),
                 text: optional(&dir, BODY_TEXT).unwrap_or_else(|| fallback.text.clone()),
                 html: optional(&dir, BODY_HTML).or_else(|| fallback.html.clone()),
+                reads: None,
             };
             locales.push(LocaleEntry {
                 tag: tag.clone(),
@@ -596,6 +697,64 @@ mod tests {
             (Some("t/body.txt"), Some(2))
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn literal_and_dynamic_references_are_told_apart() {
+        // GIVEN tags naming their template by a literal, with words after it
+        let literal = "{% include \"a\" ignore missing with context -%}{% import 'm' as m %}\
+                       {% from \"f\" import x, y as z %}{%- extends \"b\" %}";
+        let (refs, dynamic) = template_refs(literal);
+        // THEN all are followed and none counts as dynamic
+        let names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "m", "f", "b"]);
+        assert!(!dynamic);
+        // AND any expression that may pick another template is dynamic
+        for src in [
+            "{% include part %}",
+            "{% include \"a\" ~ x %}",
+            "{% include \"a\" if c else \"b\" %}",
+            "{% include [\"a\", \"b\"] %}",
+            "{% extends layout %}",
+        ] {
+            assert!(template_refs(src).1, "{src}");
+        }
+    }
+
+    #[test]
+    fn context_reads_follow_layouts_includes_and_imports() {
+        // GIVEN a template whose files extend a layout, include a part and import a macro
+        let dir = tempdir("reads");
+        write(
+            &dir,
+            &[
+                ("_l/base.html", "{{ brand }}{% block b %}{% endblock %}"),
+                ("_p/sig.txt", "{{ team }}"),
+                (
+                    "_m.html",
+                    "{% macro btn(u) %}{{ u }}{{ style }}{% endmacro %}",
+                ),
+                ("t/subject.txt", "{{ user.name }}"),
+                (
+                    "t/body.txt",
+                    "{% include \"_p/sig.txt\" %}{% include \"_p/none.txt\" ignore missing %}",
+                ),
+                (
+                    "t/body.html",
+                    "{% extends \"_l/base.html\" %}{% from \"_m.html\" import btn %}\
+                     {% block b %}{% set x = 1 %}{{ btn(link) }}{{ x }}{% endblock %}",
+                ),
+                ("u/body.txt", "{% include part %}"),
+            ],
+        );
+        let set = TemplateSet::load(&dir).unwrap();
+        // THEN the names read anywhere in those files are listed, sorted; locals are not
+        let reads = set.reads("t", None).unwrap();
+        assert_eq!(&*reads, ["brand", "link", "style", "team", "user"]);
+        // AND a dynamic include reads anything
+        assert_eq!(set.reads("u", None), None);
+        assert_eq!(set.reads("nope", None), None);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
