@@ -227,6 +227,11 @@ class TemplateSet:
 
         Raises TemplateError (unknown template, undefined variable, a subject with
         CR/LF, a filter error, a context value of unsupported type).
+
+        Of a ``dict`` context only the top-level names the template's files can read
+        (their undeclared variables, followed through literal extends/include/import)
+        are converted; the others are skipped, unread and unchecked. A dynamic
+        reference (``{% include var %}``) or ``debug()`` converts the whole context.
         """
     def render_many(
         self,
@@ -238,6 +243,7 @@ class TemplateSet:
 
         ``names`` and ``locales`` are one value for all, or one per context. A context
         that fails yields its TemplateError in the list; the others still render.
+        Contexts are converted as in ``render`` (only the names the template reads).
         """
     def render_records(
         self,
