@@ -174,9 +174,9 @@ struct LiteralRef {
     ignore_missing: bool,
 }
 
-/// The template references in `source`: the literal ones, and whether any
-/// names its template some other way (a variable, a list, `"a" ~ x`,
-/// `"a" if c else "b"`), which no scan of the source can follow.
+/// The template references in `source`: each tag's leading literal name, and
+/// whether any tag names its template some other way (a variable, a list,
+/// `"a" ~ x`, `"a" if c else "b"`), which no scan of the source can follow.
 fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
     let mut out = Vec::new();
     let mut dynamic = false;
@@ -201,22 +201,21 @@ fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
                 _ => None,
             };
             match literal {
-                // After the name only words may follow (`ignore missing`,
-                // `with context`, `as m`, `import a, b as c`): anything else
-                // is an expression that may pick another template.
-                Some((name, tail))
-                    if tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
-                        w.chars().all(|c| c.is_alphanumeric() || c == '_')
-                            && !matches!(w, "if" | "else" | "or" | "and" | "not")
-                    }) =>
-                {
+                Some((name, tail)) => {
                     out.push(LiteralRef {
                         name: name.to_string(),
                         line: source[..tag_start].matches('\n').count() + 1,
-                        ignore_missing: keyword == "include" && tail.contains("ignore"),
+                        ignore_missing: keyword == "include" && args.contains("ignore missing"),
+                    });
+                    // After the name only words may follow (`ignore missing`,
+                    // `with context`, `as m`, `import a, b as c`): anything else
+                    // is an expression that may pick another template.
+                    dynamic |= !tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
+                        w.chars().all(|c| c.is_alphanumeric() || c == '_')
+                            && !matches!(w, "if" | "else" | "or" | "and" | "not")
                     });
                 }
-                _ => dynamic = true,
+                None => dynamic = true,
             }
         }
         let consumed = pos + 2 + body_end;
@@ -719,6 +718,11 @@ mod tests {
         ] {
             assert!(template_refs(src).1, "{src}");
         }
+        // AND a leading literal is still reported (the load-time existence check reads it)
+        assert_eq!(
+            referenced_names("{% include \"a\" if c else \"b\" %}"),
+            vec![("a".to_string(), 1)]
+        );
     }
 
     #[test]
