@@ -183,3 +183,39 @@ def test_decoded_images_cost_the_cyclic_gc_nothing() -> None:
         # WHEN a container is put into the dict THEN CPython tracks the dict again
         img["extra"] = []
         assert gc.is_tracked(img)
+
+
+@pytest.mark.parametrize("images", ["python", "tree"])
+def test_short_string_values_are_shared_within_a_batch_and_stay_exact(images: str) -> None:
+    # GIVEN a batch whose short values repeat, with thousands of distinct short and
+    # long values beside them (more than the batch's table of shared strs holds)
+    def record(i: int) -> dict[str, Any]:
+        image = {
+            "locale": {"S": "de-AT"},
+            "short": {"S": f"v{i:05d}"},
+            "long": {"S": f"a-value-longer-than-sixteen-bytes-{i}"},
+            "tags": {"SS": [f"t{i % 7}", "same"]},
+            "list": {"L": [{"S": f"v{i:05d}"}, {"S": ""}, {"S": "ü" * (i % 9)}]},
+        }
+        rec = samples.make_stream_event(1, start=i)["Records"][0]
+        rec["dynamodb"]["NewImage"] = image
+        return rec
+
+    n = 3000
+    raw = json.dumps({"Records": [record(i) for i in range(n)]}).encode()
+    # WHEN decoded into dicts
+    images_ = [r.new_image for r in decode_stream_event(raw, images=images)]
+    # THEN every value is the record's own
+    for i, image in enumerate(images_):
+        assert image == {
+            "locale": "de-AT",
+            "short": f"v{i:05d}",
+            "long": f"a-value-longer-than-sixteen-bytes-{i}",
+            "tags": {f"t{i % 7}", "same"},
+            "list": [f"v{i:05d}", "", "ü" * (i % 9)],
+        }
+    # AND a repeated short value is one shared str (a table of recent ones: the
+    # next record's), a long one is built per record
+    assert images_[0]["locale"] is images_[1]["locale"]
+    assert images_[0]["short"] is images_[0]["list"][0]
+    assert images_[1]["long"] is not images_[2]["long"]

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet};
 
 use super::event::{Partial, PartialDdb, RecordData};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
@@ -815,7 +815,7 @@ impl<'t, 'py, 'k> PyBuild<'t, 'py, 'k> {
 impl<'a, 'py> Build<'a> for PyBuild<'_, 'py, '_> {
     type V = Bound<'py, PyAny>;
     fn s(&mut self, s: Cow<'a, str>) -> Option<Self::V> {
-        Some(PyString::new(self.out.py(), &s).into_any())
+        Some(self.out.str(&s).into_any())
     }
     fn n(&mut self, text: Cow<'a, str>) -> Option<Self::V> {
         self.out.number_text(&text).ok()

@@ -72,7 +72,18 @@ type FxMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 /// loop, no `memcmp`); longer names are compared in full. A colliding name replaces the slot's. Under perf the
 /// hash-map lookup (FxHash over each byte, a probe, a `memcmp` call) was ~10%
 /// of decoding an event into dicts.
-pub(crate) struct KeySlots(Box<[Option<KeySlot>]>);
+///
+/// Short `S` values (16 bytes or fewer: locales, types, states, countries) get
+/// a table of their own: they repeat across the records of a batch, and a
+/// shared str (immutable, equal) costs a reference instead of a new object.
+pub(crate) struct KeySlots(Box<[Option<KeySlot>]>, Box<[Option<ValueSlot>]>);
+
+struct ValueSlot {
+    print: Fingerprint,
+    s: Py<PyString>,
+}
+
+const VALUE_SLOT_BITS: u32 = 9;
 
 struct KeySlot {
     print: Fingerprint,
@@ -85,11 +96,37 @@ const KEY_SLOT_BITS: u32 = 10;
 
 impl Default for KeySlots {
     fn default() -> Self {
-        KeySlots((0..1usize << KEY_SLOT_BITS).map(|_| None).collect())
+        KeySlots(
+            (0..1usize << KEY_SLOT_BITS).map(|_| None).collect(),
+            (0..1usize << VALUE_SLOT_BITS).map(|_| None).collect(),
+        )
     }
 }
 
 impl KeySlots {
+    /// The str of an `S` value: shared when short (see [`KeySlots`]).
+    fn value<'py>(&mut self, py: Python<'py>, v: &str) -> Bound<'py, PyString> {
+        let print = Fingerprint::of(v);
+        if !print.decides() {
+            return PyString::new(py, v);
+        }
+        let i = (print.hash() >> (64 - VALUE_SLOT_BITS)) as usize;
+        let Some(entry) = self.1.get_mut(i) else {
+            return PyString::new(py, v);
+        };
+        if let Some(slot) = entry {
+            if slot.print == print {
+                return slot.s.bind(py).clone();
+            }
+        }
+        let s = PyString::new(py, v);
+        *entry = Some(ValueSlot {
+            print,
+            s: s.clone().unbind(),
+        });
+        s
+    }
+
     fn get<'py>(&mut self, py: Python<'py>, k: &str) -> Bound<'py, PyString> {
         let print = Fingerprint::of(k);
         let i = (print.hash() >> (64 - KEY_SLOT_BITS)) as usize;
@@ -225,6 +262,15 @@ impl<'py, 'k> ToPy<'py, 'k> {
         }
     }
 
+    /// The str of an `S` value (or an `SS` member).
+    pub(crate) fn str(&mut self, v: &str) -> Bound<'py, PyString> {
+        let py = self.py;
+        match self.keys.as_deref_mut() {
+            Some(keys) => keys.value(py, v),
+            None => PyString::new(py, v),
+        }
+    }
+
     pub(crate) fn map(&mut self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let dict = PyDict::new(py);
@@ -251,7 +297,7 @@ impl<'py, 'k> ToPy<'py, 'k> {
     pub(crate) fn value(&mut self, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         Ok(match v {
-            AttrValue::S(s) => PyString::new(py, s).into_any(),
+            AttrValue::S(s) => self.str(s).into_any(),
             AttrValue::N(n) => self.number(n)?,
             AttrValue::B(b) => PyBytes::new(py, b).into_any(),
             AttrValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
@@ -270,7 +316,7 @@ impl<'py, 'k> ToPy<'py, 'k> {
             AttrValue::SS(items) => {
                 let set = PySet::empty(py)?;
                 for s in items {
-                    set.add(PyString::new(py, s))?;
+                    set.add(self.str(s))?;
                 }
                 gc_untrack(&set);
                 set.into_any()
