@@ -122,3 +122,20 @@ def test_utf8_bom_is_ignored(make_set: MakeSet) -> None:
     ts = make_set({"t/subject.txt": "\ufeffHallo", "t/body.txt": "x"})
     # WHEN rendered THEN the BOM is not part of the subject
     assert ts.render("t", {}).subject == "Hallo"
+
+
+def test_include_by_expression_loads_and_fails_only_when_rendered_missing(
+    make_set: MakeSet,
+) -> None:
+    # GIVEN a body that picks its partial by an expression starting with a literal
+    ts = make_set(
+        {
+            "t/body.txt": '{% include "_p/" ~ kind ~ ".txt" %}',
+            "_p/offer.txt": "offer for {{ name }}",
+        }
+    )
+    # WHEN rendered for a partial that exists THEN it is included
+    assert ts.render("t", {"kind": "offer", "name": "Ada"}).text == "offer for Ada"
+    # AND for one that does not THEN rendering (not loading) fails with TemplateError
+    with pytest.raises(TemplateError, match=r"_p/gone\.txt"):
+        ts.render("t", {"kind": "gone", "name": "Ada"})

@@ -166,12 +166,15 @@ fn scan(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf)>
     Ok(())
 }
 
-/// A `{% extends/include/import/from %}` tag that names its template by a
-/// string literal, with its 1-based line.
+/// A `{% extends/include/import/from %}` tag whose template expression starts
+/// with a string literal, with its 1-based line.
 struct LiteralRef {
     name: String,
     line: usize,
     ignore_missing: bool,
+    /// The literal is the whole expression (`"a"`, not `"a" ~ x` or
+    /// `"a" if c else "b"`): the tag always loads this template.
+    whole: bool,
 }
 
 /// The template references in `source`: each tag's leading literal name, and
@@ -202,17 +205,19 @@ fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
             };
             match literal {
                 Some((name, tail)) => {
+                    // After the name only words may follow (`ignore missing`,
+                    // `with context`, `as m`, `import a, b as c`): anything else
+                    // is an expression that may pick another template.
+                    let whole = tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
+                        w.chars().all(|c| c.is_alphanumeric() || c == '_')
+                            && !matches!(w, "if" | "else" | "or" | "and" | "not")
+                    });
+                    dynamic |= !whole;
                     out.push(LiteralRef {
                         name: name.to_string(),
                         line: source[..tag_start].matches('\n').count() + 1,
                         ignore_missing: keyword == "include" && args.contains("ignore missing"),
-                    });
-                    // After the name only words may follow (`ignore missing`,
-                    // `with context`, `as m`, `import a, b as c`): anything else
-                    // is an expression that may pick another template.
-                    dynamic |= !tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
-                        w.chars().all(|c| c.is_alphanumeric() || c == '_')
-                            && !matches!(w, "if" | "else" | "or" | "and" | "not")
+                        whole,
                     });
                 }
                 None => dynamic = true,
@@ -225,13 +230,15 @@ fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
     (out, dynamic)
 }
 
-/// Template names referenced by literal `{% extends/include/import/from "..." %}`
-/// tags in `source`, with their 1-based line. `include ... ignore missing` is skipped.
+/// Template names that `{% extends/include/import/from "..." %}` tags in
+/// `source` always load, with their 1-based line: a literal that is only the
+/// start of an expression (`"_p/" ~ kind`) names no file, and
+/// `include ... ignore missing` may find none.
 fn referenced_names(source: &str) -> Vec<(String, usize)> {
     template_refs(source)
         .0
         .into_iter()
-        .filter(|r| !r.ignore_missing)
+        .filter(|r| r.whole && !r.ignore_missing)
         .map(|r| (r.name, r.line))
         .collect()
 }
@@ -718,10 +725,16 @@ mod tests {
         ] {
             assert!(template_refs(src).1, "{src}");
         }
-        // AND a leading literal is still reported (the load-time existence check reads it)
+        // AND only a literal that is the whole expression must exist at load time
+        for src in [
+            "{% include \"a\" if c else \"b\" %}",
+            "{% include \"_p/\" ~ kind ~ \".txt\" %}",
+        ] {
+            assert!(referenced_names(src).is_empty(), "{src}");
+        }
         assert_eq!(
-            referenced_names("{% include \"a\" if c else \"b\" %}"),
-            vec![("a".to_string(), 1)]
+            referenced_names("x\n{% include \"a\" with context %}"),
+            vec![("a".to_string(), 2)]
         );
     }
 
