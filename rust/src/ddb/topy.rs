@@ -67,83 +67,77 @@ impl Hasher for FxHasher {
 
 type FxMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 
-/// Attribute-name strs of a batch, in a direct-mapped table keyed by the
-/// names' fingerprints ([`crate::names`]: exact up to 16 bytes, no hashing
-/// loop, no `memcmp`); longer names are compared in full. A colliding name replaces the slot's. Under perf the
-/// hash-map lookup (FxHash over each byte, a probe, a `memcmp` call) was ~10%
-/// of decoding an event into dicts.
-///
-/// Short `S` values (16 bytes or fewer: locales, types, states, countries) get
-/// a table of their own: they repeat across the records of a batch, and a
-/// shared str (immutable, equal) costs a reference instead of a new object.
-pub(crate) struct KeySlots(Box<[Option<KeySlot>]>, Box<[Option<ValueSlot>]>);
+/// Strs in a direct-mapped table keyed by their texts' fingerprints
+/// ([`crate::names`]: exact up to 16 bytes, no hashing loop, no `memcmp`);
+/// longer texts are compared in full. A colliding text replaces the slot's.
+/// Under perf the hash-map lookup (FxHash over each byte, a probe, a `memcmp`
+/// call) was ~10% of decoding an event into dicts.
+struct StrSlots<const BITS: u32>(Box<[Option<StrSlot>]>);
 
-struct ValueSlot {
+struct StrSlot {
     print: Fingerprint,
-    s: Py<PyString>,
-}
-
-const VALUE_SLOT_BITS: u32 = 9;
-
-struct KeySlot {
-    print: Fingerprint,
-    /// The name, kept only when the print does not decide it (> 16 bytes).
+    /// The text, kept only when the print does not decide it (> 16 bytes).
     long: Option<Box<str>>,
     s: Py<PyString>,
 }
 
-const KEY_SLOT_BITS: u32 = 10;
-
-impl Default for KeySlots {
+impl<const BITS: u32> Default for StrSlots<BITS> {
     fn default() -> Self {
-        KeySlots(
-            (0..1usize << KEY_SLOT_BITS).map(|_| None).collect(),
-            (0..1usize << VALUE_SLOT_BITS).map(|_| None).collect(),
-        )
+        StrSlots((0..1usize << BITS).map(|_| None).collect())
     }
 }
 
+impl<const BITS: u32> StrSlots<BITS> {
+    /// The str of `text` (whose fingerprint is `print`): the slot's, or a new one
+    /// that takes the slot.
+    #[inline]
+    fn get<'py>(
+        &mut self,
+        py: Python<'py>,
+        text: &str,
+        print: Fingerprint,
+    ) -> Bound<'py, PyString> {
+        let i = (print.hash() >> (64 - BITS)) as usize;
+        if let Some(Some(slot)) = self.0.get(i) {
+            if slot.print == print && slot.long.as_deref().map_or(true, |l| l == text) {
+                return slot.s.bind(py).clone();
+            }
+        }
+        let s = PyString::new(py, text);
+        if let Some(entry) = self.0.get_mut(i) {
+            *entry = Some(StrSlot {
+                print,
+                long: (!print.decides()).then(|| text.into()),
+                s: s.clone().unbind(),
+            });
+        }
+        s
+    }
+}
+
+/// The strs of a batch: its attribute names, and its short `S` values (16
+/// bytes or fewer: locales, types, states, countries), which repeat across the
+/// records of a batch: a shared str (immutable, equal) costs a reference
+/// instead of a new object. Longer values (ids, emails, text) rarely repeat
+/// and are built each time.
+#[derive(Default)]
+pub(crate) struct KeySlots {
+    names: StrSlots<10>,
+    values: StrSlots<9>,
+}
+
 impl KeySlots {
-    /// The str of an `S` value: shared when short (see [`KeySlots`]).
+    fn get<'py>(&mut self, py: Python<'py>, k: &str) -> Bound<'py, PyString> {
+        self.names.get(py, k, Fingerprint::of(k))
+    }
+
+    /// The str of an `S` value: shared when short.
     fn value<'py>(&mut self, py: Python<'py>, v: &str) -> Bound<'py, PyString> {
         let print = Fingerprint::of(v);
         if !print.decides() {
             return PyString::new(py, v);
         }
-        let i = (print.hash() >> (64 - VALUE_SLOT_BITS)) as usize;
-        let Some(entry) = self.1.get_mut(i) else {
-            return PyString::new(py, v);
-        };
-        if let Some(slot) = entry {
-            if slot.print == print {
-                return slot.s.bind(py).clone();
-            }
-        }
-        let s = PyString::new(py, v);
-        *entry = Some(ValueSlot {
-            print,
-            s: s.clone().unbind(),
-        });
-        s
-    }
-
-    fn get<'py>(&mut self, py: Python<'py>, k: &str) -> Bound<'py, PyString> {
-        let print = Fingerprint::of(k);
-        let i = (print.hash() >> (64 - KEY_SLOT_BITS)) as usize;
-        if let Some(Some(slot)) = self.0.get(i) {
-            if slot.print == print && slot.long.as_deref().map_or(true, |l| l == k) {
-                return slot.s.bind(py).clone();
-            }
-        }
-        let s = PyString::new(py, k);
-        if let Some(entry) = self.0.get_mut(i) {
-            *entry = Some(KeySlot {
-                print,
-                long: (!print.decides()).then(|| k.into()),
-                s: s.clone().unbind(),
-            });
-        }
-        s
+        self.values.get(py, v, print)
     }
 }
 
