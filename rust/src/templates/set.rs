@@ -166,20 +166,17 @@ fn scan(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf)>
     Ok(())
 }
 
-/// A `{% extends/include/import/from %}` tag whose template expression starts
-/// with a string literal, with its 1-based line.
+/// A `{% extends/include/import/from %}` tag that names its template by a
+/// string literal, with its 1-based line.
 struct LiteralRef {
     name: String,
     line: usize,
     ignore_missing: bool,
-    /// The literal is the whole expression (`"a"`, not `"a" ~ x` or
-    /// `"a" if c else "b"`): the tag always loads this template.
-    whole: bool,
 }
 
-/// The template references in `source`: each tag's leading literal name, and
-/// whether any tag names its template some other way (a variable, a list,
-/// `"a" ~ x`, `"a" if c else "b"`), which no scan of the source can follow.
+/// The template references in `source`: the literal ones, and whether any
+/// names its template some other way (a variable, a list, `"a" ~ x`,
+/// `"a" if c else "b"`), which no scan of the source can follow.
 fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
     let mut out = Vec::new();
     let mut dynamic = false;
@@ -204,23 +201,22 @@ fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
                 _ => None,
             };
             match literal {
-                Some((name, tail)) => {
-                    // After the name only words may follow (`ignore missing`,
-                    // `with context`, `as m`, `import a, b as c`): anything else
-                    // is an expression that may pick another template.
-                    let whole = tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
+                // After the name only words may follow (`ignore missing`,
+                // `with context`, `as m`, `import a, b as c`): anything else
+                // is an expression that may pick another template.
+                Some((name, tail))
+                    if tail.split([' ', '\t', '\r', '\n', ',']).all(|w| {
                         w.chars().all(|c| c.is_alphanumeric() || c == '_')
                             && !matches!(w, "if" | "else" | "or" | "and" | "not")
-                    });
-                    dynamic |= !whole;
+                    }) =>
+                {
                     out.push(LiteralRef {
                         name: name.to_string(),
                         line: source[..tag_start].matches('\n').count() + 1,
-                        ignore_missing: keyword == "include" && args.contains("ignore missing"),
-                        whole,
+                        ignore_missing: keyword == "include" && tail.contains("ignore missing"),
                     });
                 }
-                None => dynamic = true,
+                _ => dynamic = true,
             }
         }
         let consumed = pos + 2 + body_end;
@@ -231,14 +227,14 @@ fn template_refs(source: &str) -> (Vec<LiteralRef>, bool) {
 }
 
 /// Template names that `{% extends/include/import/from "..." %}` tags in
-/// `source` always load, with their 1-based line: a literal that is only the
-/// start of an expression (`"_p/" ~ kind`) names no file, and
+/// `source` always load, with their 1-based line: a template picked by an
+/// expression (`"_p/" ~ kind`) is known only when it renders, and
 /// `include ... ignore missing` may find none.
 fn referenced_names(source: &str) -> Vec<(String, usize)> {
     template_refs(source)
         .0
         .into_iter()
-        .filter(|r| r.whole && !r.ignore_missing)
+        .filter(|r| !r.ignore_missing)
         .map(|r| (r.name, r.line))
         .collect()
 }
