@@ -304,7 +304,7 @@ def test_context_names_no_template_reads_are_not_converted(make_set: MakeSet) ->
     "body",
     [
         "{% include part %}",  # a variable names the template
-        '{% include "_p/a.txt" ~ ext %}',  # an expression builds the name
+        '{% include "_p/" ~ kind ~ ".txt" %}',  # an expression builds the name
         '{% include "_p/a.txt" if flag else "_p/b.txt" %}',
         "{{ debug() }}",  # prints the whole context
     ],
@@ -314,7 +314,7 @@ def test_templates_that_may_read_anything_get_the_whole_context(
 ) -> None:
     # GIVEN a template whose reads no scan of its source can list
     ts = make_set({"_p/a.txt": "{{ secret_a }}", "_p/b.txt": "{{ secret_b }}", "t/body.txt": body})
-    ctx = {"part": "_p/a.txt", "ext": "", "flag": True, "secret_a": "A", "secret_b": "B"}
+    ctx = {"part": "_p/a.txt", "kind": "b", "flag": True, "secret_a": "A", "secret_b": "B"}
     # WHEN rendered THEN every context entry is there to read
     text = ts.render("t", ctx).text
     assert ("A" in text) or ("B" in text)
