@@ -78,6 +78,7 @@ def build_baseline_handler(
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir or str(builtin_templates())),
         autoescape=lambda name: bool(name and name.endswith(".html")),
+        auto_reload=False,  # production setting: templates are compiled once, never re-stat()ed
     )
     env.filters["number"] = _number
     env.filters["datetime"] = _datetime

@@ -16,12 +16,13 @@ Groups:
   ``render_records`` (shown, not a baseline); baselines: ``orjson.loads`` + boto3
   ``TypeDeserializer`` + render.
 
-Baselines: Jinja2 (one Environment, templates compiled once, StrictUndefined, autoescape
-for .html, same trim/lstrip settings) and the ``minijinja`` PyPI binding (same templates
-and settings). Both get Python versions of notifier's ``datetime``/``number`` filters
-(and ``truncate`` for the binding, whose own takes keywords only). Every benchmark first
-checks its output: equal to Jinja2's byte for byte (notifier escapes HTML with markupsafe's
-spelling), and equal by meaning for the binding (MiniJinja escapes ``/`` as ``&#x2f;``).
+Baselines: Jinja2 (one Environment, templates compiled once, ``auto_reload=False`` so no
+file is stat()ed per render, StrictUndefined, autoescape for .html, same trim/lstrip
+settings) and the ``minijinja`` PyPI binding (same templates and settings). Both get Python
+versions of notifier's ``datetime``/``number`` filters (and ``truncate`` for the binding,
+whose own takes keywords only). Every benchmark first checks its output: equal to Jinja2's
+byte for byte (notifier escapes HTML with markupsafe's spelling), and equal by meaning for
+the binding (MiniJinja escapes ``/`` as ``&#x2f;``).
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ class Jinja2Renderer:
             autoescape=jinja2.select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # production setting: no stat() of extended/imported files
         )
         env.filters.update(FILTERS)
         self.by_locale = {
