@@ -13,10 +13,10 @@
   ``get`` read; dicts built on first access); ``"lazy"`` validated only, built on first use.
   Every mode validates every image and yields equal values.
 
-Decoded values are trees of atomic values (str, bytes, numbers, None), built untracked by the
-cyclic GC, so large batches add no garbage-collection work (CPython does the same for dicts and
-tuples of atomic values). Caveat: a reference cycle you create by appending a container to one
-of the returned lists or sets is not collected; inserting into a dict re-tracks it as usual.
+Decoded values are plain dicts, lists and sets, tracked by the cyclic GC exactly as CPython
+tracks its own: lists and sets always, a dict only once it holds a container (a dict of atomic
+values, such as ``user`` with str fields, is not). So a reference cycle you build through a
+decoded value is collected like any other.
 Decimals and attribute-name strs may be shared between the records of one batch (immutable).
 
 Deliberate differences from boto3, all raising instead of returning something DynamoDB never

@@ -170,21 +170,6 @@ def test_records_are_immutable() -> None:
     assert "INSERT" in repr(rec)
 
 
-def test_decoded_images_cost_the_cyclic_gc_nothing() -> None:
-    # GIVEN images decoded from bytes and from dicts (trees of atomic values)
-    raw = json.dumps(samples.make_stream_event(1, start=2)).encode()
-    (rec,) = decode_stream_event(raw)
-    direct = deserialize_image(json.loads(raw)["Records"][0]["dynamodb"]["NewImage"])
-    for img in (rec.new_image, direct):
-        # THEN neither the image nor its nested lists, sets and maps are GC-tracked
-        assert img is not None
-        nested = [img["data"]["steps"], img["data"]["tags"], img["data"]["job"], img["user"]]
-        assert not any(gc.is_tracked(x) for x in [img, *nested])
-        # WHEN a container is put into the dict THEN CPython tracks the dict again
-        img["extra"] = []
-        assert gc.is_tracked(img)
-
-
 @pytest.mark.parametrize("images", ["python", "tree"])
 def test_short_string_values_are_shared_within_a_batch_and_stay_exact(images: str) -> None:
     # GIVEN a batch whose short values repeat, with thousands of distinct short and

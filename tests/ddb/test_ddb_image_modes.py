@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import weakref
 from typing import Any
 
 import pytest
@@ -13,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifier import samples
-from notifier.ddb import DecodeError, RecordError, StreamRecord, decode_stream_event
+from notifier.ddb import (
+    DecodeError,
+    RecordError,
+    StreamRecord,
+    decode_stream_event,
+    deserialize_image,
+)
 from notifier.templates import TemplateSet, builtin_templates
 
 MODES = ("python", "tree", "lazy")
@@ -108,18 +115,73 @@ def test_duplicate_names_keep_the_first_position_and_the_last_value() -> None:
         assert list(rec.new_image["m"].items()) == [("x", 3), ("y", 2)]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_images_cost_the_cyclic_gc_nothing_in_every_mode(mode: str) -> None:
-    # GIVEN a record with nested maps, lists and sets
+def _image(mode: str) -> dict[str, Any]:
+    """The NewImage of an application_update record (nested maps, lists and sets), decoded
+    by `decode_stream_event` in `mode` or by `deserialize_image` from the parsed event."""
     raw = json.dumps(samples.make_stream_event(1, start=2)).encode()
+    if mode == "deserialize_image":
+        return deserialize_image(json.loads(raw)["Records"][0]["dynamodb"]["NewImage"])
     (rec,) = decode_stream_event(raw, images=mode)  # type: ignore[arg-type]
-    img = rec.new_image
-    assert img is not None
-    nested = [img["data"]["steps"], img["data"]["tags"], img["data"]["job"], img["user"]]
-    # THEN nothing built is GC-tracked, until a container is put in
-    assert not any(gc.is_tracked(x) for x in [img, *nested])
-    img["extra"] = []
-    assert gc.is_tracked(img)
+    assert isinstance(rec, StreamRecord)
+    assert rec.new_image is not None
+    return rec.new_image
+
+
+def _containers(value: Any) -> list[Any]:
+    """Every dict, list and set in `value`, itself included."""
+    if isinstance(value, dict):
+        return [value, *(c for v in value.values() for c in _containers(v))]
+    if isinstance(value, list):
+        return [value, *(c for v in value for c in _containers(v))]
+    return [value] if isinstance(value, set) else []
+
+
+@pytest.mark.parametrize("mode", [*MODES, "deserialize_image"])
+def test_images_are_gc_tracked_as_cpython_would_track_them(mode: str) -> None:
+    # GIVEN a decoded image with nested maps, lists and sets
+    img = _image(mode)
+    assert img["data"]["steps"]
+    assert img["data"]["tags"]
+    assert img["user"]
+    # THEN lists and sets are tracked, and so is a dict holding a container; a dict of
+    # atomic values (str, numbers, bytes, bool, None) is not, as CPython's own dicts
+    for c in _containers(img):
+        holds_container = isinstance(c, dict) and any(
+            isinstance(v, dict | list | set) for v in c.values()
+        )
+        assert gc.is_tracked(c) == (not isinstance(c, dict) or holds_container), c
+    assert not gc.is_tracked(img["user"])
+    # WHEN a container is put into an untracked dict THEN CPython tracks it again
+    img["user"]["extra"] = []
+    assert gc.is_tracked(img["user"])
+
+
+class _Node:
+    """A GC-tracked object that can be weakly referenced."""
+
+    ref: Any = None
+
+
+@pytest.mark.parametrize("mode", [*MODES, "deserialize_image"])
+@pytest.mark.parametrize("via", ["list", "set", "atomic dict"])
+def test_a_reference_cycle_through_a_decoded_image_is_collected(mode: str, via: str) -> None:
+    # GIVEN a decoded image and an object of the caller's that refers back to the image
+    img = _image(mode)
+    node = _Node()
+    node.ref = img
+    # WHEN the caller puts that object into a decoded list, set or dict of atomic values,
+    # closing a reference cycle, and drops every outside reference to it
+    if via == "list":
+        img["data"]["steps"].append(node)
+    elif via == "set":
+        img["data"]["tags"].add(node)
+    else:
+        img["user"]["node"] = node
+    alive = weakref.ref(node)
+    del node, img
+    gc.collect()
+    # THEN the cyclic GC frees the cycle: nothing decoded was hidden from it
+    assert alive() is None
 
 
 @pytest.mark.parametrize("mode", MODES)

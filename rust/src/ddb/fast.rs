@@ -21,7 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PySet};
 use super::event::{Partial, PartialDdb, RecordData};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
-use super::topy::{gc_untrack, is_container_obj, ToPy};
+use super::topy::ToPy;
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 use crate::swar;
 
@@ -792,14 +792,14 @@ impl<'a> Build<'a> for Skim {
     }
 }
 
-/// Builds Python objects, as [`ToPy`] does from a tree (same caches, same
-/// untracking: everything built holds only atomic or untracked members).
+/// Builds Python objects, as [`ToPy`] does from a tree (same caches; the GC
+/// tracks what CPython would, see `ToPy::map`).
 /// A Python error gives `None`; the caller then builds through the tree.
 struct PyBuild<'t, 'py, 'k> {
     out: &'t mut ToPy<'py, 'k>,
     items: Vec<Bound<'py, PyAny>>,
-    /// Open dicts, with whether each holds a container.
-    dicts: Vec<(Bound<'py, PyDict>, bool)>,
+    /// Open dicts, innermost last.
+    dicts: Vec<Bound<'py, PyDict>>,
 }
 
 impl<'t, 'py, 'k> PyBuild<'t, 'py, 'k> {
@@ -843,39 +843,27 @@ impl<'a, 'py> Build<'a> for PyBuild<'_, 'py, '_> {
         self.items.truncate(mark);
     }
     fn end_list(&mut self, mark: usize) -> Option<Self::V> {
-        let list = PyList::new(self.out.py(), self.items.drain(mark..))
-            .ok()?
-            .into_any();
-        gc_untrack(&list);
-        Some(list)
+        let list = PyList::new(self.out.py(), self.items.drain(mark..)).ok()?;
+        Some(list.into_any())
     }
     fn end_set(&mut self, _: Tag, mark: usize) -> Option<Self::V> {
-        let set = PySet::new(self.out.py(), self.items.drain(mark..))
-            .ok()?
-            .into_any();
-        gc_untrack(&set);
-        Some(set)
+        let set = PySet::new(self.out.py(), self.items.drain(mark..)).ok()?;
+        Some(set.into_any())
     }
     fn begin_map(&mut self) -> Option<usize> {
-        self.dicts.push((PyDict::new(self.out.py()), false));
+        self.dicts.push(PyDict::new(self.out.py()));
         Some(self.dicts.len() - 1)
     }
     fn push_entry(&mut self, k: Cow<'a, str>, v: Self::V) -> Option<()> {
-        let container = is_container_obj(&v);
         let key = self.out.key(&k);
-        let (dict, containers) = self.dicts.last_mut()?;
-        *containers |= container;
-        dict.set_item(key, v).ok()
+        self.dicts.last()?.set_item(key, v).ok()
     }
     fn abort_map(&mut self, mark: usize) {
         self.dicts.truncate(mark);
     }
     fn end_map(&mut self, mark: usize) -> Option<Self::V> {
-        let (dict, containers) = self.dicts.pop()?;
+        let dict = self.dicts.pop()?;
         debug_assert_eq!(self.dicts.len(), mark);
-        if containers {
-            gc_untrack(&dict);
-        }
         Some(dict.into_any())
     }
 }

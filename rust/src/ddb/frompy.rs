@@ -13,7 +13,7 @@ use super::event::{RecordData, EVENT_NAMES};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
 use super::tagkeys;
-use super::topy::{gc_tracked, gc_untrack, ToPy};
+use super::topy::{gc_untrack_dict, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
 /// A decode failure: bad input (with its path) or an unexpected Python error.
@@ -278,9 +278,8 @@ impl<'py> Deser<'py> {
         self.map(obj, 0)
     }
 
-    /// True for the values the GC never tracks that `value` returns most
-    /// (exact str, Decimal, bytes, bool, None): a type pointer compare instead
-    /// of a call into the GC.
+    /// True for values that can hold no reference to another object (exact
+    /// str, Decimal, bytes, bool, int, float, None): a type pointer compare.
     fn is_atomic(&self, obj: &Bound<'py, PyAny>) -> bool {
         // SAFETY: `obj` is live; only its type pointer is read and compared.
         let ty = unsafe { ffi::Py_TYPE(obj.as_ptr()) };
@@ -289,6 +288,8 @@ impl<'py> Deser<'py> {
             || obj.is_none()
             || ty == std::ptr::addr_of_mut!(ffi::PyBytes_Type)
             || ty == std::ptr::addr_of_mut!(ffi::PyBool_Type)
+            || ty == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+            || ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
     }
 
     fn map(&self, obj: &Bound<'py, PyAny>, depth: u32) -> Result<Bound<'py, PyDict>, Fail> {
@@ -306,7 +307,7 @@ impl<'py> Deser<'py> {
         } else {
             PyDict::new(py)
         };
-        let mut tracked = false;
+        let mut atomic = true;
         let mut fill = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> Result<(), Fail> {
             let name = if is_exact_str(k) {
                 // SAFETY: just checked to be exactly a str.
@@ -321,7 +322,7 @@ impl<'py> Deser<'py> {
             };
             match self.value(v, depth) {
                 Ok(pv) => {
-                    tracked = tracked || (!self.is_atomic(&pv) && gc_tracked(&pv));
+                    atomic = atomic && self.is_atomic(&pv);
                     Ok(dict.set_item(name, pv)?)
                 }
                 Err(e) => {
@@ -343,9 +344,10 @@ impl<'py> Deser<'py> {
                 fill(&k, &v)?;
             }
         }
-        if !tracked {
-            // A dict re-tracks itself when a container is inserted later.
-            gc_untrack(&dict);
+        if atomic {
+            // The copy is tracked like its input; holding only atomic values it
+            // needs not be (see `gc_untrack_dict`).
+            gc_untrack_dict(&dict);
         }
         Ok(dict)
     }
@@ -406,17 +408,10 @@ impl<'py> Deser<'py> {
             Tag::L => {
                 let items = list_items(&v)?;
                 let mut out = Vec::with_capacity(items.len());
-                let mut tracked = false;
                 for (i, item) in items.iter().enumerate() {
-                    let obj = self.value(item, depth + 1).map_err(|e| e.within_index(i))?;
-                    tracked = tracked || gc_tracked(&obj);
-                    out.push(obj);
+                    out.push(self.value(item, depth + 1).map_err(|e| e.within_index(i))?);
                 }
-                let list = PyList::new(py, out)?.into_any();
-                if !tracked {
-                    gc_untrack(&list);
-                }
-                list
+                PyList::new(py, out)?.into_any()
             }
             Tag::M => self.map(&v, depth + 1)?.into_any(),
             Tag::SS | Tag::NS | Tag::BS => {
@@ -437,7 +432,6 @@ impl<'py> Deser<'py> {
                     };
                     set.add(item)?;
                 }
-                gc_untrack(&set);
                 set.into_any()
             }
         })

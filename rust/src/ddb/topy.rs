@@ -182,37 +182,16 @@ fn plain_i64(text: &str) -> Option<i64> {
     super::number::small_integer(text).filter(|&v| v != 0 || !text.starts_with('-'))
 }
 
-/// True for the values that become Python containers (dict, list, set).
-fn is_container(v: &AttrValue) -> bool {
-    matches!(
-        v,
-        AttrValue::L(_) | AttrValue::M(_) | AttrValue::SS(_) | AttrValue::NS(_) | AttrValue::BS(_)
-    )
-}
-
-/// True for the dicts, lists and sets we build (exact types: a pointer compare).
-pub(crate) fn is_container_obj(obj: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: `obj` is live; only its type pointer is read and compared.
-    let ty = unsafe { ffi::Py_TYPE(obj.as_ptr()) };
-    ty == std::ptr::addr_of_mut!(ffi::PyDict_Type)
-        || ty == std::ptr::addr_of_mut!(ffi::PyList_Type)
-        || ty == std::ptr::addr_of_mut!(ffi::PySet_Type)
-}
-
-/// True when the cyclic GC tracks `obj` (containers holding containers).
-pub(crate) fn gc_tracked(obj: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: `obj` is a live object; the call only reads its GC header flag.
-    unsafe { ffi::PyObject_GC_IsTracked(obj.as_ptr()) != 0 }
-}
-
-/// Stop the cyclic GC from tracking a dict, list or set we just built from members it
-/// does not track (str, bytes, numbers, None, untracked containers): such a
-/// tree holds no reference cycle, and untracked trees cost the GC nothing
-/// (CPython does the same for dicts and tuples of atomic values).
-pub(crate) fn gc_untrack(obj: &Bound<'_, PyAny>) {
-    // SAFETY: `obj` is a live list or set (GC types); untracking a tracked or
+/// Stop the cyclic GC from tracking a dict whose values are all atomic (str,
+/// bytes, numbers, bool, None): what CPython's collector itself does to such a
+/// dict on its first pass, and safe for the same reason: a dict tracks itself
+/// again when a value that may hold references is put in. Lists and sets never
+/// re-track themselves, so they are left tracked: an untracked list that a
+/// caller later makes part of a reference cycle would leak that cycle for good.
+pub(crate) fn gc_untrack_dict(dict: &Bound<'_, PyDict>) {
+    // SAFETY: `dict` is a live dict (a GC type); untracking a tracked or
     // untracked GC object is allowed and only clears its GC link.
-    unsafe { ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
+    unsafe { ffi::PyObject_GC_UnTrack(dict.as_ptr().cast()) }
 }
 
 /// Builds Python values from decoded ones.
@@ -267,10 +246,11 @@ impl<'py, 'k> ToPy<'py, 'k> {
 
     pub(crate) fn map(&mut self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
+        // A new dict is untracked by the cyclic GC and tracks itself when a value
+        // that may hold references (a dict, list or set) goes in: CPython's own
+        // rule, kept as it is (see `gc_untrack_dict`).
         let dict = PyDict::new(py);
-        let mut containers = false;
         for (k, v) in m {
-            containers = containers || is_container(v);
             let value = self.value(v)?;
             let key = self.key(k);
             // SAFETY: `dict`, `key` and `value` are live; PyDict_SetItem takes its
@@ -278,12 +258,6 @@ impl<'py, 'k> ToPy<'py, 'k> {
             if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
                 return Err(PyErr::fetch(py));
             }
-        }
-        if containers {
-            // Everything built here is untracked (leaves are atomic, containers are
-            // untracked as they are made), so the dict holds no cycle; a dict
-            // re-tracks itself when a container is inserted later.
-            gc_untrack(&dict);
         }
         Ok(dict)
     }
@@ -301,10 +275,7 @@ impl<'py, 'k> ToPy<'py, 'k> {
                 for item in items {
                     out.push(self.value(item)?);
                 }
-                // Members are untracked (see `map`), so the list holds no cycle.
-                let list = PyList::new(py, out)?.into_any();
-                gc_untrack(&list);
-                list
+                PyList::new(py, out)?.into_any()
             }
             AttrValue::M(m) => self.map(m)?.into_any(),
             AttrValue::SS(items) => {
@@ -312,7 +283,6 @@ impl<'py, 'k> ToPy<'py, 'k> {
                 for s in items {
                     set.add(self.str(s))?;
                 }
-                gc_untrack(&set);
                 set.into_any()
             }
             AttrValue::NS(items) => {
@@ -320,7 +290,6 @@ impl<'py, 'k> ToPy<'py, 'k> {
                 for n in items {
                     set.add(self.number(n)?)?;
                 }
-                gc_untrack(&set);
                 set.into_any()
             }
             AttrValue::BS(items) => {
@@ -328,7 +297,6 @@ impl<'py, 'k> ToPy<'py, 'k> {
                 for b in items {
                     set.add(PyBytes::new(py, b))?;
                 }
-                gc_untrack(&set);
                 set.into_any()
             }
         })
