@@ -16,7 +16,9 @@
 Decoded values are plain dicts, lists and sets, tracked by the cyclic GC exactly as CPython
 tracks its own: lists and sets always, a dict only once it holds a container (a dict of atomic
 values, such as ``user`` with str fields, is not). So a reference cycle you build through a
-decoded value is collected like any other.
+decoded value is collected like any other. While one ``decode_stream_event`` call builds a
+batch's dicts, the automatic collector waits for it to return (what CPython 3.12+ does for any
+call into C; on 3.11 it would otherwise rescan the half-built batch every few hundred objects).
 Decimals and attribute-name strs may be shared between the records of one batch (immutable).
 
 Deliberate differences from boto3, all raising instead of returning something DynamoDB never

@@ -204,3 +204,59 @@ def test_short_string_values_are_shared_within_a_batch_and_stay_exact(images: st
     assert images_[0]["locale"] is images_[1]["locale"]
     assert images_[0]["short"] is images_[0]["list"][0]
     assert images_[1]["long"] is not images_[2]["long"]
+
+
+@pytest.fixture
+def gc_collections() -> Any:
+    """Counts the cyclic GC's collections; a threshold of 10 allocations makes one due
+    almost at once, and the settings are restored afterwards."""
+    seen: list[int] = []
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
+    gc.callbacks.append(count)
+    gc.set_threshold(10, 10, 10)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+        (gc.enable if enabled else gc.disable)()
+
+
+def test_building_a_batch_runs_no_collection_per_allocation(gc_collections: list[int]) -> None:
+    # GIVEN a 200-record batch (thousands of dicts, lists and sets) and a GC due every
+    # 10 allocations
+    raw = json.dumps(samples.make_stream_event(200)).encode()
+    # WHEN it is decoded into Python dicts in one call
+    gc_collections.clear()
+    records = decode_stream_event(raw)
+    # THEN the collector ran at most a few times, after the batch was built (as CPython
+    # 3.12+ does for any one call into C), not hundreds of times inside it
+    assert len(records) == 200
+    assert len(gc_collections) < 5, gc_collections
+    # AND a caller's own allocations still meet collections as before
+    junk = [[i] for i in range(200)]
+    assert len(gc_collections) > 10
+    assert len(junk) == 200
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_gc_switch_is_left_as_the_caller_had_it(enabled: bool) -> None:
+    raw = json.dumps(samples.make_stream_event(3)).encode()
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        # WHEN a batch decodes, and when one fails to
+        decode_stream_event(raw)
+        after_ok = gc.isenabled()
+        with pytest.raises(ValueError, match="Records"):
+            decode_stream_event(raw[:-3])
+        # THEN the automatic GC is on or off exactly as before each call
+        assert after_ok is enabled
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -33,7 +33,7 @@ pub use value::{AttrValue, Map, Number};
 use frompy::{Deser, Fail};
 use record::RawText;
 use text::EventText;
-use topy::{KeyCache, ToPy};
+use topy::{GcPause, KeyCache, ToPy};
 
 /// Run `f`, turning a panic (a bug, never expected) into a Python exception
 /// instead of letting it unwind into the interpreter.
@@ -236,6 +236,8 @@ fn from_text(
         |_| DecodeError::new_err("internal error in the DynamoDB decoder (please report)");
     // Python images built in the decoding pass, by record offset.
     let mut built: Vec<(usize, [Option<Bound<'_, PyDict>>; 2])> = Vec::new();
+    // Held to the end: the records are built with the GIL held too.
+    let _gc = (images == Images::Python).then(|| GcPause::new(py));
     let decoded = if images == Images::Python {
         let mut shared = keys.0.try_lock().ok();
         let mut out = ToPy::new(py, numbers)?.with_keys(shared.as_deref_mut());
