@@ -237,3 +237,43 @@ def test_records_of_a_parsed_event_stay_as_decoded(mode: str) -> None:
     assert rec.new_image is not None
     assert rec.new_image["pk"] == rec.get("pk") == pk
     assert "changed" not in (rec.new_image["event_type"], rec.get("event_type"))
+
+
+@pytest.mark.parametrize("source", [*MODES, "parsed event"])
+def test_a_record_put_into_its_own_image_is_collected(source: str) -> None:
+    # GIVEN a record decoded from bytes (each mode) or from the parsed event
+    event = samples.make_stream_event(1, start=2)
+    if source == "parsed event":
+        (rec,) = decode_stream_event(event)
+    else:
+        (rec,) = decode_stream_event(json.dumps(event).encode(), images=source)  # type: ignore[arg-type]
+    assert isinstance(rec, StreamRecord)
+    # WHEN the caller hangs the record, through an object of its own, on the record's
+    # image (or on the parsed record it came from) and drops every outside reference
+    node = _Node()
+    node.ref = rec
+    assert rec.new_image is not None
+    rec.new_image["node"] = node
+    if source == "parsed event":
+        event["Records"][0]["node"] = node
+    alive = weakref.ref(node)
+    del node, rec, event
+    gc.collect()
+    # THEN the cycle is collected: the record shows the GC what it holds
+    assert alive() is None
+
+
+def test_a_record_error_hung_on_its_own_exception_is_collected() -> None:
+    # GIVEN a batch whose one record is bad, decoded with errors="collect"
+    raw = b'{"Records": [{"eventID": "1", "dynamodb": {"NewImage": {"a": {"X": "1"}}}}]}'
+    (err,) = decode_stream_event(raw, errors="collect")
+    assert isinstance(err, RecordError)
+    # WHEN the caller hangs the RecordError on its own DecodeError, through an object
+    node = _Node()
+    node.ref = err
+    err.error.node = node
+    alive = weakref.ref(node)
+    del node, err
+    gc.collect()
+    # THEN the cycle is collected
+    assert alive() is None

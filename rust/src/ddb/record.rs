@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyString};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::event::{decode_image_json, RecordData};
 use super::fast;
@@ -235,6 +236,25 @@ impl StreamRecord {
 
 #[pymethods]
 impl StreamRecord {
+    /// The Python objects the record holds, for the cyclic GC: a caller can put
+    /// the record into its own image (or the parsed event's record dict it came
+    /// from), and such a cycle must be collectable. Clearing is left to the
+    /// dicts in the cycle (their `tp_clear` breaks it).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: the collector calls this with the GIL held; the token only
+        // reads the cells, no Python API is called.
+        let py = unsafe { Python::assume_gil_acquired() };
+        for cell in [&self.keys_py, &self.new_py, &self.old_py] {
+            if let Some(obj) = cell.get(py) {
+                visit.call(obj)?;
+            }
+        }
+        if let RawText::Py(obj) = &self.raw {
+            visit.call(obj)?;
+        }
+        Ok(())
+    }
+
     /// Position of the record in its batch.
     #[getter]
     fn index(&self) -> usize {
@@ -329,6 +349,12 @@ pub struct RecordError {
 
 #[pymethods]
 impl RecordError {
+    /// The error object, for the cyclic GC (a caller may hang the `RecordError`
+    /// on its own exception; the exception's `tp_clear` breaks such a cycle).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.error)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let err = self
             .error
