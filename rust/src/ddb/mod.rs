@@ -236,11 +236,14 @@ fn from_text(
         |_| DecodeError::new_err("internal error in the DynamoDB decoder (please report)");
     // Python images built in the decoding pass, by record offset.
     let mut built: Vec<(usize, [Option<Bound<'_, PyDict>>; 2])> = Vec::new();
-    // Held to the end: the records are built with the GIL held too.
-    let _gc = (images == Images::Python).then(|| GcPause::new(py));
+    // Held to the end (the records are built with the GIL held too), from after
+    // `ToPy::new`, whose first call imports `decimal` (Python code, which may
+    // let another thread run).
+    let mut _gc = None;
     let decoded = if images == Images::Python {
         let mut shared = keys.0.try_lock().ok();
         let mut out = ToPy::new(py, numbers)?.with_keys(shared.as_deref_mut());
+        _gc = Some(GcPause::new(py));
         catch_unwind(AssertUnwindSafe(|| {
             event::decode_event_using(text.as_str(), stop, &mut |t, pos| {
                 let (data, dicts, end) = fast::record_py(t, pos, &mut out)?;
