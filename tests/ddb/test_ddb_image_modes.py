@@ -249,13 +249,15 @@ def test_a_record_put_into_its_own_image_is_collected(source: str) -> None:
         (rec,) = decode_stream_event(json.dumps(event).encode(), images=source)  # type: ignore[arg-type]
     assert isinstance(rec, StreamRecord)
     # WHEN the caller hangs the record, through an object of its own, on the record's
-    # image (or on the parsed record it came from) and drops every outside reference
+    # image (or only on the parsed record it came from, which the record keeps as its raw
+    # text's source) and drops every outside reference
     node = _Node()
     node.ref = rec
     assert rec.new_image is not None
-    rec.new_image["node"] = node
     if source == "parsed event":
         event["Records"][0]["node"] = node
+    else:
+        rec.new_image["node"] = node
     alive = weakref.ref(node)
     del node, rec, event
     gc.collect()
