@@ -20,9 +20,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 'maturin>=1.7,<2'
 
-# Release build of the extension, installed editable into the venv with every extra.
-$(VENV)/.built: $(PY_META) $(RUST_SRC) | $(BIN)/python
-	$(BIN)/maturin develop --release --extras demo,test,lint
+# Release build of the extension, profile-guided (deploy/pgo/build.sh: PGO=auto|1|0),
+# installed editable into the venv with every extra.
+$(VENV)/.built: $(PY_META) $(RUST_SRC) deploy/pgo/train.py | $(BIN)/python
+	deploy/pgo/build.sh $(BIN)/python develop --release --extras demo,test,lint
 	$(BIN)/python -c 'import notifier._core'
 	touch $@
 
@@ -42,8 +43,8 @@ test-python: setup
 lint: setup
 	cargo fmt --check
 	cargo clippy --quiet --all-targets -- -D warnings
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches deploy
+	$(BIN)/ruff format --check python tests benches deploy
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest notifier._core --allowlist .ci/stubtest-allowlist
 
@@ -63,8 +64,8 @@ bench-ci: setup
 
 fmt:
 	cargo fmt
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches deploy
+	$(BIN)/ruff check --fix python tests benches deploy
 
 clean:
 	rm -rf $(VENV) target .pytest_cache .mypy_cache .ruff_cache .benchmarks

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Profile-guided build of the extension (as pydantic-core builds its wheels):
+#   1. an instrumented release build (-Cprofile-generate), in its own target dir, unpacked;
+#   2. deploy/pgo/train.py runs the hot paths on it and leaves raw profiles;
+#   3. llvm-profdata merges them (the first candidate that reads this rustc's format);
+#   4. the maturin command given runs with -Cprofile-use.
+#
+# usage: deploy/pgo/build.sh PYTHON MATURIN_ARGS...
+#   deploy/pgo/build.sh .venv/bin/python develop --release --extras demo,test,lint
+#   deploy/pgo/build.sh python3 build --release --locked --out dist
+# PYTHON runs maturin (python -m maturin) and the training; the final command is
+# `maturin MATURIN_ARGS...` for the build host's own target (training runs the build).
+#
+# PGO=auto (default): PGO when a usable llvm-profdata is found, else a plain release build
+#                     and a warning saying so;
+# PGO=1: fail without one;  PGO=0: plain `maturin MATURIN_ARGS...`.
+# LLVM_PROFDATA: the tool to use. Otherwise tried in order: rustup's llvm-tools component,
+# llvm-profdata-22 .. -19, llvm-profdata (Debian bookworm: `apt-get install llvm-19` reads the
+# raw profiles of rustc 1.95's LLVM 22; LLVM 14-16 cannot).
+set -euo pipefail
+
+py=${1:?usage: deploy/pgo/build.sh PYTHON MATURIN_ARGS...}
+shift
+mode=${PGO:-auto}
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+maturin() { "$py" -m maturin "$@"; }
+
+if [[ $mode == 0 ]]; then
+    exec "$py" -m maturin "$@"
+fi
+
+work=$root/target/pgo
+rm -rf "$work"
+mkdir -p "$work/raw"
+
+candidates=()
+[[ -n ${LLVM_PROFDATA:-} ]] && candidates+=("$LLVM_PROFDATA")
+sysroot=$(rustc --print sysroot)
+host=$(rustc -vV | sed -n 's/^host: //p')
+candidates+=("$sysroot/lib/rustlib/$host/bin/llvm-profdata")
+for v in 22 21 20 19; do candidates+=("llvm-profdata-$v"); done
+candidates+=(llvm-profdata)
+found=()
+for c in "${candidates[@]}"; do
+    command -v "$c" >/dev/null 2>&1 && found+=("$c")
+done
+
+plain() {
+    local why=$1
+    shift
+    if [[ $mode == 1 ]]; then
+        echo "pgo: $why (PGO=1); install one: apt-get install llvm-19, or rustup component add llvm-tools" >&2
+        exit 1
+    fi
+    echo "pgo: WARNING: $why; building WITHOUT profile-guided optimization (slower extension;" \
+        "apt-get install llvm-19 or rustup component add llvm-tools to enable it)" >&2
+    exec "$py" -m maturin "$@"
+}
+[[ ${#found[@]} -gt 0 ]] || plain "no llvm-profdata found" "$@"
+
+echo "pgo: 1/4 instrumented build" >&2
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$work/raw" CARGO_TARGET_DIR=$root/target/pgo-instrumented \
+    maturin build --release --quiet --out "$work/wheel"
+"$py" -m zipfile -e "$work"/wheel/*.whl "$work/pkg"
+rm -rf "$work/raw" && mkdir -p "$work/raw" # build scripts ran instrumented too
+
+echo "pgo: 2/4 training run" >&2
+LLVM_PROFILE_FILE="$work/raw/train-%p-%m.profraw" NOTIFIER_PGO_PACKAGE="$work/pkg" \
+    PYTHONPATH="$work/pkg" PYTHONSAFEPATH=1 "$py" "$root/deploy/pgo/train.py"
+
+merged=""
+for tool in "${found[@]}"; do
+    if "$tool" merge -o "$work/merged.profdata" "$work"/raw/*.profraw 2>"$work/merge.log"; then
+        merged=$tool
+        break
+    fi
+done
+[[ -n $merged ]] || plain "no llvm-profdata here reads rustc's raw profiles (tried: ${found[*]})" "$@"
+echo "pgo: 3/4 merged with $merged" >&2
+
+echo "pgo: 4/4 optimizing build: maturin $*" >&2
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$work/merged.profdata" maturin "$@"
