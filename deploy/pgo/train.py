@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from notifier import _core, samples
 from notifier.ddb import (
@@ -25,6 +26,7 @@ from notifier.ddb import (
     deserialize_image,
     deserialize_value,
     serialize_image,
+    serialize_value,
 )
 from notifier.templates import TemplateSet, builtin_templates
 
@@ -37,6 +39,14 @@ def _check_build() -> None:
     expect = os.environ.get("NOTIFIER_PGO_PACKAGE")
     if expect and not Path(_core.__file__).resolve().is_relative_to(Path(expect).resolve()):
         sys.exit(f"pgo: imported {_core.__file__}, expected the build under {expect}")
+
+
+def _stream_event(n: int, seed: int) -> dict[str, Any]:
+    """``samples.make_stream_event``, serialized by notifier's own ``serialize_value`` (equal to
+    boto3's TypeSerializer, which samples uses): training runs before boto3 is installed."""
+    own = lambda value: samples.av_to_json(serialize_value(value))  # noqa: E731
+    with mock.patch.object(samples, "to_wire", own):
+        return samples.make_stream_event(n, seed=seed)
 
 
 def _decode(event: dict[str, Any], raw: bytes) -> list[dict[str, Any]]:
@@ -81,7 +91,7 @@ def main() -> None:
     _check_build()
     ts = TemplateSet(builtin_templates())
     for n, seed in BATCHES:
-        event = samples.make_stream_event(n, seed=seed)
+        event = _stream_event(n, seed)
         raw = json.dumps(event).encode()
         for _ in range(ROUNDS):
             items = _decode(event, raw)

@@ -59,6 +59,15 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text))
 
 
+PGO_BUILD = "deploy/pgo/build.sh /opt/maturin/bin/python build "
+
+
+def _wheel_build(df: Dockerfile) -> str:
+    """The wheel stage's build: the maturin arguments that deploy/pgo/build.sh runs."""
+    (run,) = [i.args for i in df.stage("wheel").of("RUN") if PGO_BUILD in i.args]
+    return "maturin build " + run.split(PGO_BUILD, 1)[1]
+
+
 # -- stages ---------------------------------------------------------------------------------
 
 
@@ -114,11 +123,16 @@ def test_wheel_stage_builds_the_aarch64_abi3_wheel(
 ) -> None:
     # GIVEN the wheel stage and the project's build metadata
     wheel = dockerfile.stage("wheel")
-    (build,) = [i.args for i in wheel.of("RUN") if i.args.startswith("maturin build")]
+    build = _wheel_build(dockerfile)
     # THEN it builds a release wheel for aarch64 manylinux, from the locked dependency set
     for flag in ("--release", "--locked", "--target aarch64-unknown-linux-gnu", "--zig"):
         assert flag in build
     assert "--compatibility manylinux2014" in build
+    # AND profile-guided by default (PGO=1: fail rather than ship a plain build), with the
+    # llvm-profdata of the image's own rustc
+    assert dockerfile.global_args["PGO"] == "1"
+    assert any("PGO=${PGO} " + PGO_BUILD in i.args for i in wheel.of("RUN"))
+    assert any("rustup component add llvm-tools" in i.args for i in wheel.of("RUN"))
     # AND the extension is abi3, so one wheel serves the base image's CPython
     pyo3 = cargo["dependencies"]["pyo3"]  # type: ignore[index]
     assert any(f.startswith("abi3-py3") for f in pyo3["features"])
@@ -137,6 +151,7 @@ def test_wheel_stage_builds_the_aarch64_abi3_wheel(
         pyproject["project"]["readme"],  # type: ignore[index]
         maturin["python-source"],
         Path(cargo["lib"]["path"]).parts[0],  # type: ignore[index]
+        "deploy/pgo",  # the PGO build script and its training run
     }
     assert needed <= copied, needed - copied
 
@@ -153,8 +168,7 @@ def test_deps_stage_resolves_for_the_base_image(
     assert all(p.endswith("_aarch64") for p in platforms)
     # AND notifier's own wheel tag is among them (pip takes --platform literally: a lone
     # manylinux_2_34 tag rejects a manylinux2014 wheel)
-    (build,) = [i.args for i in dockerfile.stage("wheel").of("RUN") if "maturin build" in i.args]
-    (compat,) = re.findall(r"--compatibility (\S+)", build)
+    (compat,) = re.findall(r"--compatibility (\S+)", _wheel_build(dockerfile))
     assert f"{compat}_aarch64" in platforms
     assert "--implementation cp" in install
     assert '--python-version "${PYTHON_VERSION}"' in install
@@ -180,13 +194,14 @@ def test_every_copied_file_exists_and_is_in_the_context(dockerfile: Dockerfile) 
         assert not ignore.excluded(src.rstrip("/")), (stage, src)
     # AND every tracked file under a copied directory goes along
     tracked = subprocess.run(
-        ["git", "ls-files", "rust", "python", "deploy/entrypoint.sh"],
+        ["git", "ls-files", "rust", "python", "deploy/entrypoint.sh", "deploy/pgo"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     assert "python/notifier/runtime.py" in tracked
+    assert "deploy/pgo/train.py" in tracked
     assert [f for f in tracked if ignore.excluded(f)] == []
 
 
@@ -242,9 +257,17 @@ def test_hadolint_catches_a_sloppy_instruction(tmp_path: Path) -> None:
     assert "DL3042" in result.stdout
 
 
-def test_shellcheck_passes_the_entrypoint() -> None:
+@pytest.mark.parametrize(
+    ("script", "shell"),
+    [
+        (ENTRYPOINT, "sh"),
+        (REPO / "deploy" / "pgo" / "build.sh", "bash"),
+        (REPO / ".ci" / "run", "bash"),
+    ],
+)
+def test_shellcheck_passes_the_scripts(script: Path, shell: str) -> None:
     result = subprocess.run(
-        [str(BIN / "shellcheck"), "--shell=sh", str(ENTRYPOINT)],
+        [str(BIN / "shellcheck"), f"--shell={shell}", str(script)],
         capture_output=True,
         text=True,
         check=False,
