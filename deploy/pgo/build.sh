@@ -59,6 +59,10 @@ plain() {
 }
 [[ ${#found[@]} -gt 0 ]] || plain "no llvm-profdata found" "$@"
 
+# The instrumented build is a plain host build. A final build with an explicit --target or
+# --zig (the Dockerfile's) names ~1,000 generic instantiations differently, and LLVM finds
+# no profile for them (non-generic code keeps its profile). An instrumented build cannot be
+# configured like it: cargo-zigbuild cannot link one (rust-cross/cargo-zigbuild#315).
 echo "pgo: 1/4 instrumented build" >&2
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$work/raw" CARGO_TARGET_DIR=$root/target/pgo-instrumented \
     maturin build --release --quiet --out "$work/wheel"
