@@ -1,0 +1,123 @@
+"""deploy/pgo: the profile-guided build's choices and its training run.
+
+The build script is run for real up to the point where it would start compiling: on a PATH
+that holds only what it needs, a stand-in ``rustc`` (its sysroot has no llvm-tools) and a
+stand-in Python that records the maturin command it was asked to run. The full PGO cycle
+(instrumented build, training, merge, optimizing build) runs in every ``make setup``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "deploy" / "pgo" / "build.sh"
+TRAIN = REPO / "deploy" / "pgo" / "train.py"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """GIVEN a PATH with bash and coreutils, a rustc without llvm-tools, no llvm-profdata,
+    and a Python that writes the arguments it was started with to ``calls``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "mkdir", "rm", "sed"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    sysroot = tmp_path / "sysroot"
+    sysroot.mkdir()
+    rustc = bin_dir / "rustc"
+    rustc.write_text(
+        "#!/usr/bin/env bash\n"
+        f'[[ $1 == --print ]] && echo "{sysroot}" && exit 0\n'
+        'echo "host: x86_64-unknown-linux-gnu"\n'
+    )
+    calls = tmp_path / "calls"
+    python = bin_dir / "python"
+    python.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{calls}"\n')
+    for script in (rustc, python):
+        script.chmod(0o755)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    return env, calls
+
+
+def _build(env: dict[str, str], mode: str | None) -> subprocess.CompletedProcess[str]:
+    if mode is not None:
+        env = {**env, "PGO": mode}
+    return subprocess.run(
+        [str(BUILD), "python", "develop", "--release"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_pgo_0_runs_the_plain_maturin_command(sandbox: tuple[dict[str, str], Path]) -> None:
+    env, calls = sandbox
+    # WHEN the build runs with PGO=0
+    result = _build(env, "0")
+    # THEN it runs exactly the maturin command it was given, and nothing else
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text() == "-m maturin develop --release\n"
+    assert result.stderr == ""
+
+
+def test_auto_without_llvm_profdata_warns_and_builds_plain(
+    sandbox: tuple[dict[str, str], Path],
+) -> None:
+    env, calls = sandbox
+    # WHEN the build runs with the default mode and no llvm-profdata anywhere
+    result = _build(env, None)
+    # THEN it says so and falls back to the plain command (no instrumented build)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: no llvm-profdata found" in result.stderr
+    assert "WITHOUT profile-guided optimization" in result.stderr
+    assert calls.read_text() == "-m maturin develop --release\n"
+
+
+def test_pgo_1_without_llvm_profdata_fails(sandbox: tuple[dict[str, str], Path]) -> None:
+    env, calls = sandbox
+    # WHEN the build requires PGO and no llvm-profdata is found
+    result = _build(env, "1")
+    # THEN it fails, naming how to get one, and builds nothing
+    assert result.returncode == 1
+    assert "no llvm-profdata found (PGO=1)" in result.stderr
+    assert "llvm-tools" in result.stderr
+    assert not calls.exists()
+
+
+def test_training_run_covers_the_extension(tmp_path: Path) -> None:
+    # GIVEN the installed extension (release build) and only the standard library besides
+    env = {**os.environ, "NOTIFIER_PGO_PACKAGE": str(REPO / "python")}
+    # WHEN the training run runs against it
+    result = subprocess.run(
+        [sys.executable, str(TRAIN)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    # THEN it completes every path (decoding, serializing, every render entry point)
+    assert result.returncode == 0, result.stderr
+    assert "pgo: trained on 9300 records x every path" in result.stdout
+
+
+def test_training_run_refuses_another_build(tmp_path: Path) -> None:
+    # GIVEN a package directory that is not where the extension was imported from
+    env = {**os.environ, "NOTIFIER_PGO_PACKAGE": str(tmp_path)}
+    # WHEN the training run starts
+    result = subprocess.run(
+        [sys.executable, str(TRAIN)], env=env, capture_output=True, text=True, check=False
+    )
+    # THEN it stops before training the wrong binary
+    assert result.returncode != 0
+    assert "expected the build under" in result.stderr
