@@ -8,11 +8,12 @@
 # usage: deploy/pgo/build.sh PYTHON MATURIN_ARGS...
 #   deploy/pgo/build.sh .venv/bin/python develop --release --extras demo,test,lint
 #   deploy/pgo/build.sh python3 build --release --locked --out dist
-# PYTHON runs maturin (python -m maturin) and the training; the final command is
-# `maturin MATURIN_ARGS...` for the build host's own target (training runs the build).
+# PYTHON runs maturin (python -m maturin) and the training. The instrumented build is for the
+# build host (training runs it); the final `maturin MATURIN_ARGS...` may cross-compile
+# (--target, --zig), with the limits noted at step 1.
 #
-# PGO=auto (default): PGO when a usable llvm-profdata is found, else a plain release build
-#                     and a warning saying so;
+# PGO=auto (default): PGO when a usable llvm-profdata is found (and the instrumented build
+#                     and training succeed), else a plain build and a warning saying so;
 # PGO=1: fail without one;  PGO=0: plain `maturin MATURIN_ARGS...`.
 # LLVM_PROFDATA: the tool to use. Otherwise tried in order: rustup's llvm-tools component,
 # llvm-profdata-22 .. -19, llvm-profdata (Debian bookworm: `apt-get install llvm-19` reads the
@@ -21,6 +22,7 @@ set -euo pipefail
 
 py=${1:?usage: deploy/pgo/build.sh PYTHON MATURIN_ARGS...}
 shift
+[[ $py == */* && $py != /* ]] && py=$PWD/$py # a relative path, before the cd below
 mode=${PGO:-auto}
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -30,7 +32,8 @@ if [[ $mode == 0 ]]; then
     exec "$py" -m maturin "$@"
 fi
 
-work=$root/target/pgo
+target=${CARGO_TARGET_DIR:-$root/target}
+work=$target/pgo # profiles and the unpacked instrumented build
 rm -rf "$work"
 mkdir -p "$work/raw"
 
@@ -63,15 +66,20 @@ plain() {
 # --zig (the Dockerfile's) names ~1,000 generic instantiations differently, and LLVM finds
 # no profile for them (non-generic code keeps its profile). An instrumented build cannot be
 # configured like it: cargo-zigbuild cannot link one (rust-cross/cargo-zigbuild#315).
-echo "pgo: 1/4 instrumented build" >&2
-RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$work/raw" CARGO_TARGET_DIR=$root/target/pgo-instrumented \
-    maturin build --release --quiet --out "$work/wheel"
-"$py" -m zipfile -e "$work"/wheel/*.whl "$work/pkg"
-rm -rf "$work/raw" && mkdir -p "$work/raw" # build scripts ran instrumented too
+# (errexit is off inside a function called before ||: every step returns on failure)
+instrument_and_train() {
+    echo "pgo: 1/4 instrumented build" >&2
+    RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$work/raw" CARGO_TARGET_DIR=$target/pgo-instrumented \
+        maturin build --release --quiet --out "$work/wheel" || return 1
+    "$py" -m zipfile -e "$work"/wheel/*.whl "$work/pkg" || return 1
+    rm -rf "$work/raw" && mkdir -p "$work/raw" || return 1 # build scripts ran instrumented too
 
-echo "pgo: 2/4 training run" >&2
-LLVM_PROFILE_FILE="$work/raw/train-%p-%m.profraw" NOTIFIER_PGO_PACKAGE="$work/pkg" \
-    PYTHONPATH="$work/pkg" PYTHONSAFEPATH=1 "$py" "$root/deploy/pgo/train.py"
+    echo "pgo: 2/4 training run" >&2
+    LLVM_PROFILE_FILE="$work/raw/train-%p-%m.profraw" NOTIFIER_PGO_PACKAGE="$work/pkg" \
+        PYTHONPATH="$work/pkg" PYTHONSAFEPATH=1 "$py" "$root/deploy/pgo/train.py"
+}
+# (a toolchain without the profiler runtime, as some distributions' rustc, fails here)
+instrument_and_train || plain "the instrumented build or its training run failed (above)" "$@"
 
 merged=""
 for tool in "${found[@]}"; do

@@ -41,10 +41,20 @@ def sandbox(tmp_path: Path) -> tuple[dict[str, str], Path]:
     )
     calls = tmp_path / "calls"
     python = bin_dir / "python"
-    python.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{calls}"\n')
+    # (fails the instrumented build, `maturin build ... --quiet`, when FAIL_INSTRUMENTED is set)
+    python.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> "{calls}"\n'
+        "[[ -n ${FAIL_INSTRUMENTED:-} && $* == *--quiet* ]] && exit 1\n"
+        "exit 0\n"
+    )
     for script in (rustc, python):
         script.chmod(0o755)
-    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(tmp_path),
+        "CARGO_TARGET_DIR": str(tmp_path / "target"),
+    }
     return env, calls
 
 
@@ -92,6 +102,33 @@ def test_pgo_1_without_llvm_profdata_fails(sandbox: tuple[dict[str, str], Path])
     assert "no llvm-profdata found (PGO=1)" in result.stderr
     assert "llvm-tools" in result.stderr
     assert not calls.exists()
+
+
+@pytest.mark.parametrize("mode", ["auto", "1"])
+def test_a_failed_instrumented_build_falls_back_or_fails(
+    sandbox: tuple[dict[str, str], Path], mode: str
+) -> None:
+    env, calls = sandbox
+    # GIVEN an llvm-profdata, but an instrumented build that fails (a toolchain without the
+    # profiler runtime)
+    tool = Path(env["PATH"]) / "llvm-profdata-19"
+    tool.write_text("#!/usr/bin/env bash\nexit 0\n")
+    tool.chmod(0o755)
+    env = {**env, "FAIL_INSTRUMENTED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    # WHEN the build runs
+    result = _build(env, mode)
+    # THEN auto says so and builds plain; PGO=1 fails; neither trains on a missing build
+    attempts = calls.read_text().splitlines()
+    wheel_dir = Path(env["CARGO_TARGET_DIR"]) / "pgo" / "wheel"
+    assert attempts[0] == f"-m maturin build --release --quiet --out {wheel_dir}"
+    assert "instrumented build or its training run failed" in result.stderr
+    assert "pgo: 2/4 training run" not in result.stderr
+    if mode == "auto":
+        assert result.returncode == 0, result.stderr
+        assert attempts[1:] == ["-m maturin develop --release"]
+    else:
+        assert result.returncode == 1
+        assert attempts[1:] == []
 
 
 def test_training_run_covers_the_extension(tmp_path: Path) -> None:
