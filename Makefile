@@ -22,7 +22,7 @@ $(BIN)/python:
 
 # Release build of the extension, profile-guided (deploy/pgo/build.sh: PGO=auto|1|0),
 # installed editable into the venv with every extra.
-$(VENV)/.built: $(PY_META) $(RUST_SRC) deploy/pgo/train.py | $(BIN)/python
+$(VENV)/.built: $(PY_META) $(RUST_SRC) deploy/pgo/build.sh deploy/pgo/train.py | $(BIN)/python
 	deploy/pgo/build.sh $(BIN)/python develop --release --extras demo,test,lint
 	$(BIN)/python -c 'import notifier._core'
 	touch $@

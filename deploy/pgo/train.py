@@ -73,7 +73,7 @@ def _decode(event: dict[str, Any], raw: bytes) -> list[dict[str, Any]]:
 
 def _render(ts: TemplateSet, raw: bytes, items: list[dict[str, Any]]) -> None:
     ts.render_event(raw)
-    records = [r for r in decode_stream_event(raw, images="tree") if r.new_image is not None]
+    records = decode_stream_event(raw, images="tree")  # REMOVE records render their old image
     ts.render_records(
         records,
         [r.get("event_type") for r in records],
