@@ -131,18 +131,22 @@ def test_a_failed_instrumented_build_falls_back_or_fails(
         assert attempts[1:] == []
 
 
-def test_training_run_covers_the_extension(tmp_path: Path) -> None:
-    # GIVEN the installed extension (release build) and only the standard library besides
-    env = {**os.environ, "NOTIFIER_PGO_PACKAGE": str(REPO / "python")}
-    # WHEN the training run runs against it
-    result = subprocess.run(
+def _train(package: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The training run, told to expect the extension under ``package``."""
+    return subprocess.run(
         [sys.executable, str(TRAIN)],
-        env=env,
+        env={**os.environ, "NOTIFIER_PGO_PACKAGE": str(package)},
         capture_output=True,
         text=True,
         check=False,
-        cwd=tmp_path,
+        cwd=cwd,
     )
+
+
+def test_training_run_covers_the_extension(tmp_path: Path) -> None:
+    # GIVEN the installed extension (release build) and only the standard library besides
+    # WHEN the training run runs against it
+    result = _train(REPO / "python", tmp_path)
     # THEN it completes every path (decoding, serializing, every render entry point)
     assert result.returncode == 0, result.stderr
     assert "pgo: trained on 9300 records x every path" in result.stdout
@@ -150,11 +154,8 @@ def test_training_run_covers_the_extension(tmp_path: Path) -> None:
 
 def test_training_run_refuses_another_build(tmp_path: Path) -> None:
     # GIVEN a package directory that is not where the extension was imported from
-    env = {**os.environ, "NOTIFIER_PGO_PACKAGE": str(tmp_path)}
     # WHEN the training run starts
-    result = subprocess.run(
-        [sys.executable, str(TRAIN)], env=env, capture_output=True, text=True, check=False
-    )
+    result = _train(tmp_path, tmp_path)
     # THEN it stops before training the wrong binary
     assert result.returncode != 0
     assert "expected the build under" in result.stderr
