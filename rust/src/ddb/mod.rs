@@ -82,9 +82,7 @@ fn errors_arg(s: &str) -> PyResult<Errors> {
 fn deserialize_value(py: Python<'_>, av: &Bound<'_, PyAny>, numbers: &str) -> PyResult<Py<PyAny>> {
     let numbers = Numbers::from_arg(numbers)?;
     guard(|| {
-        let d = Deser {
-            out: ToPy::new(py, numbers)?,
-        };
+        let d = Deser::new(py, numbers)?;
         d.value(av, 0).map(Bound::unbind).map_err(decode_failure)
     })
 }
@@ -99,9 +97,7 @@ fn deserialize_image(
 ) -> PyResult<Py<PyDict>> {
     let numbers = Numbers::from_arg(numbers)?;
     guard(|| {
-        let d = Deser {
-            out: ToPy::new(py, numbers)?,
-        };
+        let d = Deser::new(py, numbers)?;
         d.image(image).map(Bound::unbind).map_err(decode_failure)
     })
 }
