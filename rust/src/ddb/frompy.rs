@@ -13,7 +13,7 @@ use super::event::{RecordData, EVENT_NAMES};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
 use super::tagkeys;
-use super::topy::{gc_untrack_dict, GcPause, Numbers, ToPy};
+use super::topy::{gc_untrack_dict, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
 /// A decode failure: bad input (with its path) or an unexpected Python error.
@@ -269,32 +269,11 @@ pub(crate) fn is_boto3_binary(obj: &Bound<'_, PyAny>) -> bool {
 }
 
 /// Python AttributeValues straight to Python values (boto3 TypeDeserializer's job).
-///
-/// Holds the cyclic GC off while it builds (see [`GcPause`]): input of exact
-/// dicts, lists and strs, as `json.loads` and boto3 give, runs no Python code.
-/// Any other input (a Mapping, a str subclass as a key or set member, a
-/// `Binary`) ends the pause before it is touched.
 pub(crate) struct Deser<'py> {
-    out: ToPy<'py, 'static>,
-    gc: GcPause,
+    pub(crate) out: ToPy<'py, 'static>,
 }
 
 impl<'py> Deser<'py> {
-    pub(crate) fn new(py: Python<'py>, numbers: Numbers) -> PyResult<Self> {
-        // The pause starts after `ToPy::new`, whose first call imports `decimal`.
-        let out = ToPy::new(py, numbers)?;
-        Ok(Deser {
-            out,
-            gc: GcPause::new(py),
-        })
-    }
-
-    /// Before a step on input other than exact dicts, lists and strs, which may
-    /// run the caller's Python code.
-    fn foreign(&self) {
-        self.gc.end();
-    }
-
     pub(crate) fn image(&self, obj: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>, Fail> {
         self.map(obj, 0)
     }
@@ -316,9 +295,6 @@ impl<'py> Deser<'py> {
     fn map(&self, obj: &Bound<'py, PyAny>, depth: u32) -> Result<Bound<'py, PyDict>, Fail> {
         let py = obj.py();
         let exact = is_exact_dict(obj);
-        if !exact {
-            self.foreign();
-        }
         let dict = if exact {
             // A copy has the input's keys in place: setting each to its decoded
             // value replaces in a table of the final size (no inserts, no resizes).
@@ -337,7 +313,6 @@ impl<'py> Deser<'py> {
                 // SAFETY: just checked to be exactly a str.
                 unsafe { k.downcast_unchecked::<PyString>() }
             } else {
-                self.foreign();
                 k.downcast::<PyString>().map_err(|_| {
                     bad(format!(
                         "attribute names must be str, found {}",
@@ -397,13 +372,7 @@ impl<'py> Deser<'py> {
         depth: u32,
     ) -> Result<Bound<'py, PyAny>, Fail> {
         let py = obj.py();
-        let (tag, v) = match tag_of_exact(obj) {
-            Some(found) => found,
-            None => {
-                self.foreign();
-                tag_of(obj)?
-            }
-        };
+        let (tag, v) = tag_of(obj)?;
         if matches!(tag, Tag::L | Tag::M) && depth >= MAX_DEPTH {
             return Err(bad(format!(
                 "nesting deeper than DynamoDB's {MAX_DEPTH} levels"
@@ -421,9 +390,6 @@ impl<'py> Deser<'py> {
                 if v.is_exact_instance_of::<PyBytes>() {
                     v
                 } else {
-                    if !is_exact_str(&v) {
-                        self.foreign();
-                    }
                     PyBytes::new(py, &binary(tag, &v, true)?).into_any()
                 }
             }
@@ -435,7 +401,6 @@ impl<'py> Deser<'py> {
             }
             Tag::Null => {
                 if !v.is(PyBool::new(py, true)) {
-                    self.foreign();
                     return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
                 }
                 py.None().into_bound(py)
@@ -452,10 +417,6 @@ impl<'py> Deser<'py> {
             Tag::SS | Tag::NS | Tag::BS => {
                 let set = PySet::empty(py)?;
                 for (i, m) in members(tag, &v)?.iter().enumerate() {
-                    if !is_exact_str(m) && !m.is_exact_instance_of::<PyBytes>() {
-                        // A str subclass's hash, a Binary's `value`.
-                        self.foreign();
-                    }
                     let item = match tag {
                         Tag::SS => {
                             if !m.is_instance_of::<PyString>() {

@@ -82,7 +82,9 @@ fn errors_arg(s: &str) -> PyResult<Errors> {
 fn deserialize_value(py: Python<'_>, av: &Bound<'_, PyAny>, numbers: &str) -> PyResult<Py<PyAny>> {
     let numbers = Numbers::from_arg(numbers)?;
     guard(|| {
-        let d = Deser::new(py, numbers)?;
+        let d = Deser {
+            out: ToPy::new(py, numbers)?,
+        };
         d.value(av, 0).map(Bound::unbind).map_err(decode_failure)
     })
 }
@@ -97,7 +99,9 @@ fn deserialize_image(
 ) -> PyResult<Py<PyDict>> {
     let numbers = Numbers::from_arg(numbers)?;
     guard(|| {
-        let d = Deser::new(py, numbers)?;
+        let d = Deser {
+            out: ToPy::new(py, numbers)?,
+        };
         d.image(image).map(Bound::unbind).map_err(decode_failure)
     })
 }

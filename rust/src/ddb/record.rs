@@ -12,7 +12,7 @@ use super::event::{decode_image_json, RecordData};
 use super::fast;
 use super::guard;
 use super::text::EventText;
-use super::topy::{GcPause, KeyCache, Numbers, ToPy};
+use super::topy::{KeyCache, Numbers, ToPy};
 use super::value::{AttrValue, Map};
 
 /// Where a record's original JSON text comes from.
@@ -188,7 +188,6 @@ impl StreamRecord {
             // try_lock: never wait on another thread while holding the GIL.
             let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
             let mut out = ToPy::new(py, self.numbers)?.with_keys(keys.as_deref_mut());
-            let _gc = GcPause::new(py);
             Ok(out.map(map)?.into_any().unbind())
         })?;
         Ok(obj.clone_ref(py))
@@ -224,7 +223,6 @@ impl StreamRecord {
             let built = {
                 let mut keys = self.key_cache.as_ref().and_then(|c| c.0.try_lock().ok());
                 let mut out = ToPy::new(py, self.numbers)?.with_keys(keys.as_deref_mut());
-                let _gc = GcPause::new(py);
                 fast::image_py(text, &mut out)
             };
             if let Some(dict) = built {

@@ -1,5 +1,4 @@
 //! Decoded [`AttrValue`]s to Python objects (built only when Python asks).
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, OnceLock};
@@ -195,43 +194,33 @@ pub(crate) fn gc_untrack_dict(dict: &Bound<'_, PyDict>) {
     unsafe { ffi::PyObject_GC_UnTrack(dict.as_ptr().cast()) }
 }
 
-/// Holds the cyclic GC's automatic collections off while one call builds Python
-/// objects with the GIL held, and lets them run again when dropped (also on an
-/// error or a panic), or earlier through [`GcPause::end`]. CPython 3.12+ runs
-/// collections only from the bytecode loop, so none runs inside such a call there
-/// anyway; on 3.11 a collection can start inside any allocation, and a batch of
-/// 10,000 records met ~100 of them, each rescanning the batch built so far (and,
-/// every few calls, the whole heap), though nothing built is garbage. Paused, the
-/// objects built count toward the next collection as before; it runs at the
-/// caller's next allocation after the call and sees each of them once, if it is
-/// still alive. Never held across `allow_threads` (the switch is global to the
-/// interpreter) nor while Python code of a caller's can run: a call that meets
-/// such code ends the pause first. A GC that was already off is left off.
-pub(crate) struct GcPause(Cell<bool>);
+/// Holds the cyclic GC's automatic collections off while one call builds a whole
+/// batch of Python objects with the GIL held, and lets them run again when dropped
+/// (also on an error or a panic). CPython 3.12+ runs collections only from the
+/// bytecode loop, so none runs inside such a call there anyway; on 3.11 a collection
+/// can start inside any allocation, and a batch of 10,000 records met ~100 of them,
+/// each rescanning the batch built so far (and, every few calls, the whole heap),
+/// though nothing built is garbage. Collections resume after the call, which sees
+/// every built object once. Never held across `allow_threads` (the switch is global
+/// to the interpreter) nor while Python code of a caller's can run; a GC that was
+/// already off is left off.
+pub(crate) struct GcPause(bool);
 
 impl GcPause {
     pub(crate) fn new(_py: Python<'_>) -> Self {
         // SAFETY: the GIL is held (the token proves it); the call only clears the
         // interpreter's "enabled" flag and returns its previous value.
-        GcPause(Cell::new(unsafe { ffi::PyGC_Disable() } != 0))
-    }
-
-    /// Lets collections run again now, before a step that may run a caller's
-    /// Python code (a Mapping's methods, a str subclass's `__hash__`): such code
-    /// may switch the GC itself, or let another thread run, and must find it as
-    /// its program left it. Idempotent.
-    pub(crate) fn end(&self) {
-        if self.0.replace(false) {
-            // SAFETY: called on the thread that made the pause, with the GIL held
-            // (a pause is a local of one call that never releases it).
-            unsafe { ffi::PyGC_Enable() };
-        }
+        GcPause(unsafe { ffi::PyGC_Disable() } != 0)
     }
 }
 
 impl Drop for GcPause {
     fn drop(&mut self) {
-        self.end();
+        if self.0 {
+            // SAFETY: dropped on the thread that made it, with the GIL still held
+            // (the pause lives inside one call that never releases it).
+            unsafe { ffi::PyGC_Enable() };
+        }
     }
 }
 
