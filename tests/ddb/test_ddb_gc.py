@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,6 +16,17 @@ from ddb_helpers import LambdaJsonDeserializer
 
 from notifier import samples
 from notifier.ddb import decode_stream_event, deserialize_image, deserialize_value
+
+
+@contextmanager
+def _gc_switched(enabled: bool) -> Iterator[None]:
+    """The automatic GC on or off for the block, then as it was."""
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        yield
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 @pytest.fixture
@@ -58,9 +70,7 @@ def test_building_a_batch_runs_no_collection_per_allocation(gc_collections: list
 @pytest.mark.parametrize("enabled", [True, False])
 def test_the_gc_switch_is_left_as_the_caller_had_it(enabled: bool) -> None:
     raw = json.dumps(samples.make_stream_event(3)).encode()
-    was = gc.isenabled()
-    (gc.enable if enabled else gc.disable)()
-    try:
+    with _gc_switched(enabled):
         # WHEN a batch decodes, and when one fails to
         decode_stream_event(raw)
         after_ok = gc.isenabled()
@@ -69,8 +79,6 @@ def test_the_gc_switch_is_left_as_the_caller_had_it(enabled: bool) -> None:
         # THEN the automatic GC is on or off exactly as before each call
         assert after_ok is enabled
         assert gc.isenabled() is enabled
-    finally:
-        (gc.enable if was else gc.disable)()
 
 
 def _big_image(n: int) -> dict[str, Any]:
@@ -163,21 +171,25 @@ class _CallersMapping(Mapping[str, Any]):
 class _Name(str):
     """A str subclass whose hash is Python code that notes the GC switch."""
 
-    seen: list[bool] = []
+    seen: list[bool]
+
+    def __new__(cls, text: str, seen: list[bool]) -> _Name:
+        name = super().__new__(cls, text)
+        name.seen = seen
+        return name
 
     def __hash__(self) -> int:
-        _Name.seen.append(gc.isenabled())
+        self.seen.append(gc.isenabled())
         return str.__hash__(self)
 
 
 def _foreign_inputs(seen: list[bool]) -> dict[str, Any]:
-    _Name.seen = seen
     nested = {"M": _CallersMapping({"a": {"S": "x"}}, seen)}
     inputs = {
         "a nested Mapping": {"id": {"S": "1"}, "items": {"L": [{"M": {"k": {"N": "1"}}}, nested]}},
         "a top-level Mapping": _CallersMapping({"id": {"S": "1"}, "m": {"M": {}}}, seen),
-        "a str subclass as a name": {"id": {"S": "1"}, _Name("name"): {"S": "x"}},
-        "a str subclass in a set": {"id": {"S": "1"}, "tags": {"SS": ["a", _Name("b")]}},
+        "a str subclass as a name": {"id": {"S": "1"}, _Name("name", seen): {"S": "x"}},
+        "a str subclass in a set": {"id": {"S": "1"}, "tags": {"SS": ["a", _Name("b", seen)]}},
     }
     seen.clear()  # building the dicts above hashed the names
     return inputs
@@ -191,14 +203,10 @@ def test_a_callers_python_code_runs_with_the_gc_as_the_caller_set_it(
     # GIVEN input whose Mapping methods or str hashes are the caller's Python code
     seen: list[bool] = []
     image = _foreign_inputs(seen)[kind]
-    was = gc.isenabled()
-    (gc.enable if enabled else gc.disable)()
-    try:
+    with _gc_switched(enabled):
         # WHEN it is decoded
         out = deserialize_image(image)
         after = gc.isenabled()
-    finally:
-        (gc.enable if was else gc.disable)()
     # THEN that code ran, and each time found the GC on or off as the caller had it
     assert out["id"] == "1"
     assert seen, "the caller's code never ran"
@@ -210,9 +218,7 @@ def test_a_callers_python_code_runs_with_the_gc_as_the_caller_set_it(
 @pytest.mark.parametrize("enabled", [True, False])
 def test_the_gc_switch_is_left_as_the_caller_had_it_by_every_builder(enabled: bool) -> None:
     good, bad = _big_image(3), {"id": {"N": "not a number"}}
-    was = gc.isenabled()
-    (gc.enable if enabled else gc.disable)()
-    try:
+    with _gc_switched(enabled):
         for how, builder in BUILDERS.items():
             # WHEN an image builds, and (where the input is checked by the call) fails to
             builder(good)()
@@ -222,5 +228,3 @@ def test_the_gc_switch_is_left_as_the_caller_had_it_by_every_builder(enabled: bo
                 call()
             # THEN the automatic GC is on or off exactly as before each call
             assert gc.isenabled() is enabled
-    finally:
-        (gc.enable if was else gc.disable)()
