@@ -15,13 +15,14 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet};
 
 use super::event::{Partial, PartialDdb, RecordData};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
-use super::topy::ToPy;
+use super::topy::{gc_untrack_dict, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 use crate::swar;
 
@@ -793,13 +794,13 @@ impl<'a> Build<'a> for Skim {
 }
 
 /// Builds Python objects, as [`ToPy`] does from a tree (same caches; the GC
-/// tracks what CPython would, see `ToPy::map`).
+/// tracks a dict only when it holds a container, see `gc_untrack_dict`).
 /// A Python error gives `None`; the caller then builds through the tree.
 struct PyBuild<'t, 'py, 'k> {
     out: &'t mut ToPy<'py, 'k>,
     items: Vec<Bound<'py, PyAny>>,
-    /// Open dicts, innermost last.
-    dicts: Vec<Bound<'py, PyDict>>,
+    /// Open dicts, innermost last, each with "no container put in yet".
+    dicts: Vec<(Bound<'py, PyDict>, bool)>,
 }
 
 impl<'t, 'py, 'k> PyBuild<'t, 'py, 'k> {
@@ -810,6 +811,16 @@ impl<'t, 'py, 'k> PyBuild<'t, 'py, 'k> {
             dicts: Vec::new(),
         }
     }
+}
+
+/// True for what [`PyBuild`] makes of L, M and the sets: an exact list, dict or
+/// set (a type pointer compare).
+fn is_container(v: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `v` is live; only its type pointer is read and compared.
+    let ty = unsafe { ffi::Py_TYPE(v.as_ptr()) };
+    ty == std::ptr::addr_of_mut!(ffi::PyList_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PyDict_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PySet_Type)
 }
 
 impl<'a, 'py> Build<'a> for PyBuild<'_, 'py, '_> {
@@ -851,19 +862,24 @@ impl<'a, 'py> Build<'a> for PyBuild<'_, 'py, '_> {
         Some(set.into_any())
     }
     fn begin_map(&mut self) -> Option<usize> {
-        self.dicts.push(PyDict::new(self.out.py()));
+        self.dicts.push((PyDict::new(self.out.py()), true));
         Some(self.dicts.len() - 1)
     }
     fn push_entry(&mut self, k: Cow<'a, str>, v: Self::V) -> Option<()> {
         let key = self.out.key(&k);
-        self.dicts.last()?.set_item(key, v).ok()
+        let (dict, atomic) = self.dicts.last_mut()?;
+        *atomic = *atomic && !is_container(&v);
+        dict.set_item(key, v).ok()
     }
     fn abort_map(&mut self, mark: usize) {
         self.dicts.truncate(mark);
     }
     fn end_map(&mut self, mark: usize) -> Option<Self::V> {
-        let dict = self.dicts.pop()?;
+        let (dict, atomic) = self.dicts.pop()?;
         debug_assert_eq!(self.dicts.len(), mark);
+        if atomic {
+            gc_untrack_dict(&dict);
+        }
         Some(dict.into_any())
     }
 }

@@ -183,11 +183,15 @@ fn plain_i64(text: &str) -> Option<i64> {
 }
 
 /// Stop the cyclic GC from tracking a dict whose values are all atomic (str,
-/// bytes, numbers, bool, None): what CPython's collector itself does to such a
-/// dict on its first pass, and safe for the same reason: a dict tracks itself
-/// again when a value that may hold references is put in. Lists and sets never
-/// re-track themselves, so they are left tracked: an untracked list that a
-/// caller later makes part of a reference cycle would leak that cycle for good.
+/// bytes, numbers, bool, None): no reference cycle can pass through it, and it
+/// tracks itself again when a value that may hold references is put in.
+/// CPython 3.11 and 3.12 leave such a dict untracked themselves. From 3.13,
+/// `Decimal` is a GC type and CPython tracks a dict that holds one, though a
+/// Decimal refers to nothing but its type and so cannot close a cycle: every
+/// decoded image follows the one rule on every version, and the collector walks
+/// fewer objects. Lists and sets never re-track themselves, so they are left
+/// tracked: an untracked list that a caller later makes part of a reference
+/// cycle would leak that cycle for good.
 pub(crate) fn gc_untrack_dict(dict: &Bound<'_, PyDict>) {
     // SAFETY: `dict` is a live dict (a GC type); untracking a tracked or
     // untracked GC object is allowed and only clears its GC link.
@@ -276,11 +280,12 @@ impl<'py, 'k> ToPy<'py, 'k> {
 
     pub(crate) fn map(&mut self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        // A new dict is untracked by the cyclic GC and tracks itself when a value
-        // that may hold references (a dict, list or set) goes in: CPython's own
-        // rule, kept as it is (see `gc_untrack_dict`).
+        // Tracked by the cyclic GC only when it holds a dict, list or set (see
+        // `gc_untrack_dict`).
         let dict = PyDict::new(py);
+        let mut atomic = true;
         for (k, v) in m {
+            atomic = atomic && !v.is_container();
             let value = self.value(v)?;
             let key = self.key(k);
             // SAFETY: `dict`, `key` and `value` are live; PyDict_SetItem takes its
@@ -288,6 +293,9 @@ impl<'py, 'k> ToPy<'py, 'k> {
             if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
                 return Err(PyErr::fetch(py));
             }
+        }
+        if atomic {
+            gc_untrack_dict(&dict);
         }
         Ok(dict)
     }

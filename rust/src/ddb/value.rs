@@ -73,6 +73,19 @@ impl AttrValue {
         Some(cur)
     }
 
+    /// True for the values that become Python containers (L, M and the sets),
+    /// which the cyclic GC must track.
+    pub(crate) fn is_container(&self) -> bool {
+        matches!(
+            self,
+            AttrValue::L(_)
+                | AttrValue::M(_)
+                | AttrValue::SS(_)
+                | AttrValue::NS(_)
+                | AttrValue::BS(_)
+        )
+    }
+
     /// The DynamoDB type tag of this value (`"S"`, `"N"`, ...).
     pub fn tag(&self) -> &'static str {
         match self {
