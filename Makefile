@@ -9,10 +9,14 @@ export PYO3_PYTHON := $(abspath $(BIN))/python
 # cargo test links libpython (no extension-module feature there).
 PYLIBDIR = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
+# The wheel of the extension `make setup` builds, for the suite on the other CPythons.
+WHEELS   := target/wheels-test
+PYTHONS  ?= 3.12 3.13
+
 RUST_SRC := Cargo.toml $(shell find rust -name '*.rs' 2>/dev/null)
 PY_META  := pyproject.toml
 
-.PHONY: setup build demo test test-rust test-python lint bench bench-ci fmt clean
+.PHONY: setup build demo test test-rust test-python test-pythons lint bench bench-ci fmt clean
 
 setup: $(VENV)/.built
 
@@ -21,9 +25,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip 'maturin>=1.7,<2'
 
 # Release build of the extension, profile-guided (deploy/pgo/build.sh: PGO=auto|1|0),
-# installed editable into the venv with every extra.
+# installed editable into the venv with every extra, and packed as a wheel into $(WHEELS).
 $(VENV)/.built: $(PY_META) $(RUST_SRC) deploy/pgo/build.sh deploy/pgo/train.py | $(BIN)/python
-	deploy/pgo/build.sh $(BIN)/python develop --release --extras demo,test,lint
+	WHEEL_OUT=$(WHEELS) deploy/pgo/build.sh $(BIN)/python develop --release --extras demo,test,lint
 	$(BIN)/python -c 'import notifier._core'
 	touch $@
 
@@ -32,13 +36,17 @@ build: setup
 demo: setup
 	$(BIN)/notifier demo --events 1000
 
-test: setup lint test-rust test-python
+test: setup lint test-rust test-python test-pythons
 
 test-rust:
 	LD_LIBRARY_PATH=$(PYLIBDIR) cargo test --quiet
 
 test-python: setup
 	$(BIN)/python -m pytest -q
+
+# The same suite on CPython 3.12 and 3.13 (Lambda's), from the wheel of the same build.
+test-pythons: setup
+	.ci/test-pythons $(WHEELS) $(PYTHONS)
 
 lint: setup
 	cargo fmt --check
@@ -68,4 +76,4 @@ fmt:
 	$(BIN)/ruff check --fix python tests benches deploy
 
 clean:
-	rm -rf $(VENV) target .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	rm -rf $(VENV) $(VENV)-3.* target .pytest_cache .mypy_cache .ruff_cache .benchmarks

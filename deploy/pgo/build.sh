@@ -15,6 +15,8 @@
 # PGO=auto (default): PGO when a usable llvm-profdata is found (and the instrumented build
 #                     and training succeed), else a plain build and a warning saying so;
 # PGO=1: fail without one;  PGO=0: plain `maturin MATURIN_ARGS...`.
+# WHEEL_OUT: also pack the extension just built into a wheel in this (emptied) directory: the
+# same flags, so cargo reuses the build (the Makefile's, for .ci/test-pythons).
 # LLVM_PROFDATA: the tool to use. Otherwise tried in order: rustup's llvm-tools component,
 # llvm-profdata-22 .. -19, llvm-profdata (Debian bookworm: `apt-get install llvm-19` reads the
 # raw profiles of rustc 1.95's LLVM 22; LLVM 14-16 cannot).
@@ -27,9 +29,18 @@ mode=${PGO:-auto}
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 maturin() { "$py" -m maturin "$@"; }
+# The final build, then the wheel of it when WHEEL_OUT asks (RUSTFLAGS as exported). Every
+# step returns on failure: `plain` runs this where errexit is off.
+final() {
+    maturin "$@" || return
+    [[ -n ${WHEEL_OUT:-} ]] || return 0
+    rm -rf "$WHEEL_OUT" || return
+    maturin build --release --quiet --out "$WHEEL_OUT"
+}
 
 if [[ $mode == 0 ]]; then
-    exec "$py" -m maturin "$@"
+    final "$@"
+    exit
 fi
 
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -58,7 +69,8 @@ plain() {
     fi
     echo "pgo: WARNING: $why; building WITHOUT profile-guided optimization (slower extension;" \
         "apt-get install llvm-19 or rustup component add llvm-tools to enable it)" >&2
-    exec "$py" -m maturin "$@"
+    final "$@"
+    exit
 }
 [[ ${#found[@]} -gt 0 ]] || plain "no llvm-profdata found" "$@"
 
@@ -92,4 +104,5 @@ done
 echo "pgo: 3/4 merged with $merged" >&2
 
 echo "pgo: 4/4 optimizing build: maturin $*" >&2
-RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$work/merged.profdata" maturin "$@"
+export RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$work/merged.profdata"
+final "$@"

@@ -263,6 +263,7 @@ def test_hadolint_catches_a_sloppy_instruction(tmp_path: Path) -> None:
         (ENTRYPOINT, "sh"),
         (REPO / "deploy" / "pgo" / "build.sh", "bash"),
         (REPO / ".ci" / "run", "bash"),
+        (REPO / ".ci" / "test-pythons", "bash"),
     ],
 )
 def test_shellcheck_passes_the_scripts(script: Path, shell: str) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from notifier import _core
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "deploy" / "pgo" / "build.sh"
 TRAIN = REPO / "deploy" / "pgo" / "train.py"
@@ -41,11 +43,13 @@ def sandbox(tmp_path: Path) -> tuple[dict[str, str], Path]:
     )
     calls = tmp_path / "calls"
     python = bin_dir / "python"
-    # (fails the instrumented build, `maturin build ... --quiet`, when FAIL_INSTRUMENTED is set)
+    # (fails the instrumented build, `maturin build ... --quiet`, when FAIL_INSTRUMENTED is set,
+    # and the final `maturin develop` when FAIL_FINAL is)
     python.write_text(
         "#!/usr/bin/env bash\n"
         f'echo "$*" >> "{calls}"\n'
         "[[ -n ${FAIL_INSTRUMENTED:-} && $* == *--quiet* ]] && exit 1\n"
+        "[[ -n ${FAIL_FINAL:-} && $* == *develop* ]] && exit 3\n"
         "exit 0\n"
     )
     for script in (rustc, python):
@@ -78,6 +82,38 @@ def test_pgo_0_runs_the_plain_maturin_command(sandbox: tuple[dict[str, str], Pat
     assert result.returncode == 0, result.stderr
     assert calls.read_text() == "-m maturin develop --release\n"
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("mode", ["0", None])
+def test_wheel_out_packs_the_final_build_into_an_emptied_directory(
+    sandbox: tuple[dict[str, str], Path], mode: str | None
+) -> None:
+    env, calls = sandbox
+    # GIVEN a wheel directory holding a wheel of an earlier build
+    wheels = Path(env["HOME"]) / "wheels"
+    wheels.mkdir()
+    (wheels / "notifier-0.0.1-cp311-abi3-old.whl").write_text("stale")
+    # WHEN the build runs with WHEEL_OUT, plain (PGO=0) or falling back to plain (auto)
+    result = _build({**env, "WHEEL_OUT": str(wheels)}, mode)
+    # THEN the final command runs, then one `maturin build` of it into the emptied directory
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == [
+        "-m maturin develop --release",
+        f"-m maturin build --release --quiet --out {wheels}",
+    ]
+    assert not wheels.exists()  # emptied; the fake maturin packs nothing
+
+
+@pytest.mark.parametrize("mode", ["0", None])
+def test_a_failed_final_build_fails_the_script_and_packs_nothing(
+    sandbox: tuple[dict[str, str], Path], mode: str | None
+) -> None:
+    env, calls = sandbox
+    # WHEN the final maturin command fails, on the plain path and on auto's fallback
+    result = _build({**env, "WHEEL_OUT": str(Path(env["HOME"]) / "w"), "FAIL_FINAL": "1"}, mode)
+    # THEN the script fails with its status, and no wheel is packed
+    assert result.returncode == 3, result.stderr
+    assert calls.read_text().splitlines() == ["-m maturin develop --release"]
 
 
 def test_auto_without_llvm_profdata_warns_and_builds_plain(
@@ -144,9 +180,11 @@ def _train(package: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_training_run_covers_the_extension(tmp_path: Path) -> None:
-    # GIVEN the installed extension (release build) and only the standard library besides
+    # GIVEN the installed extension (release build: editable under python/, or from a
+    # wheel in site-packages) and only the standard library besides
+    package = Path(_core.__file__).resolve().parents[1]
     # WHEN the training run runs against it
-    result = _train(REPO / "python", tmp_path)
+    result = _train(package, tmp_path)
     # THEN it completes every path (decoding, serializing, every render entry point)
     assert result.returncode == 0, result.stderr
     assert "pgo: trained on 9300 records x every path" in result.stdout
