@@ -156,20 +156,33 @@ async def _build(
     if ddb is None and settings.aws_clients == "fast":
         from notifier.aws import DynamoDBClient
 
+        # Timeouts sized for Lambda: every ledger call is also bounded by the invocation's
+        # deadline (Ledger.call_timeout_s and asyncio.timeout).
         ddb = DynamoDBClient(
-            region_name=settings.region, endpoint_url=settings.endpoint_url, max_connections=pool
+            region_name=settings.region,
+            endpoint_url=settings.endpoint_url,
+            max_connections=pool,
+            connect_timeout=2.0,
+            read_timeout=5.0,
         )
         stack.push_async_callback(ddb.close)
     ddb = ddb or await stack.enter_async_context(
         session.create_client(
             "dynamodb",
-            config=AioConfig(max_pool_connections=pool, retries={"mode": "standard"}),
+            config=AioConfig(
+                max_pool_connections=pool,
+                retries={"mode": "standard"},
+                connect_timeout=2,
+                read_timeout=5,
+            ),
             **client_kwargs,
         )
     )
     sqs = clients.get("sqs") or await stack.enter_async_context(
         session.create_client(
-            "sqs", config=AioConfig(retries={"mode": "standard"}), **client_kwargs
+            "sqs",
+            config=AioConfig(retries={"mode": "standard"}, connect_timeout=2, read_timeout=5),
+            **client_kwargs,
         )
     )
     built: dict[str, Channel] = {}
@@ -204,6 +217,8 @@ async def _build(
         channels=built,
         default_sender=settings.sender,
         owner_prefix=uuid.uuid4().hex[:12],
+        max_concurrency=settings.max_concurrency,
+        expiry_guard_seconds=settings.expiry_guard_seconds,
     )
 
 

@@ -2,62 +2,97 @@
 
 States (attribute ``state``)::
 
-    (absent) --claim--> PENDING --mark_sending--> SENDING --commit--> SENT   (message_id)
-                           |                         |           \\-> FAILED (error_code, reason)
-                           +--release (transient)----+--release--> (absent)
+    (absent) --claim--> SENDING --commit--> SENT   (message_id)
+        ^                  |         \\---> FAILED (error_code, reason)
+        |                  +--release--> (absent)            transient: the record comes back
+        +--claim--> PENDING --commit--> FAILED                poison: nothing is ever sent
 
-- claim: ``TransactWriteItems`` of conditional updates, 100 keys per call. The condition lets a
-  claim through only when the item is absent, or PENDING with an expired lease (the previous
-  owner died before sending, so nothing was sent), or already ours. A transaction is all or
-  nothing, so on ``TransactionCanceledException`` the per-item ``CancellationReasons`` (with
-  ``ReturnValuesOnConditionCheckFailure=ALL_OLD``) say which keys lost, and the call is repeated
-  for the rest. Batches without duplicates cost one call per 100 notifications.
-- SENDING with an expired lease means its owner died after it may have sent: the outcome is
-  unknown and the caller's policy decides (take it over and send again, or assume sent).
-- mark_sending / commit: ``BatchWriteItem`` puts, 25 per call, unprocessed items retried. They
-  are unconditional because the writer holds the lease: the lease outlives the invocation that
-  took it (remaining time + grace), and no send or commit starts after that invocation's
-  deadline, so no other owner can hold the key meanwhile.
-- release: conditional deletes (``owner`` must still be us) in transactions of 100.
+Two write units per notification in steady state (docs/EXACTLY-ONCE.md):
 
-Every item carries ``expires_at`` (DynamoDB TTL, epoch seconds).
+- claim: one conditional ``UpdateItem`` per notification (1 write unit, items stay under
+  1 KB), made just before its send, inside the send slot. It passes when the key is absent,
+  already ours, or held by a dead owner's expired lease: an expired ``PENDING`` always (nothing
+  was sent under it), an expired ``SENDING`` only with ``takeover_unknown`` (policy "retry";
+  its owner may have sent it). A failed condition returns the old item
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and is judged: ``SENT``/``FAILED`` is a
+  duplicate (1 write unit: what a failed conditional write costs), a live lease is in flight,
+  an expired ``SENDING`` under "assume_sent" an unknown prior send. Each claim is its own
+  request, so one item's error touches that item only. No transactions.
+- commit / release: ``BatchWriteItem`` puts (final state) and deletes (give a claim back),
+  buffered by a :class:`LedgerWriter` and flushed at 25 items or after ``flush_ms``, so each
+  result is durable milliseconds after its send returned. They are unconditional because the
+  writer holds the lease, which outlives every write of its invocation (the lease runs to the
+  invocation's hard deadline plus a grace; no write starts after the final deadline).
+
+Every call is bounded by the caller's :class:`~notifier.retry.Deadline` (``asyncio.timeout``)
+and by ``call_timeout_s``, retried with full-jitter backoff while the deadline allows.
+
+Write units are counted two ways: ``write_units`` by DynamoDB's published rule from the size
+of each item written (1 unit per started KB, a failed conditional write 1 unit), and
+``reported_write_units`` as the service's ``ConsumedCapacity`` says (``ReturnConsumedCapacity
+= TOTAL``; real DynamoDB reports what it bills, moto's figures are not real).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
+import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from notifier.retry import Backoff, Deadline
 
-__all__ = ["ClaimResult", "ClaimStatus", "Commit", "Ledger", "LedgerError"]
+__all__ = [
+    "FAILED",
+    "MAX_KEY_BYTES",
+    "PENDING",
+    "SENDING",
+    "SENT",
+    "ClaimResult",
+    "ClaimStatus",
+    "Commit",
+    "Ledger",
+    "LedgerError",
+    "LedgerWriter",
+    "item_write_units",
+    "ledger_key",
+]
 
 PENDING, SENDING, SENT, FAILED = "PENDING", "SENDING", "SENT", "FAILED"
-_TRANSACT_MAX = 100
 _BATCH_WRITE_MAX = 25
-_MAX_ROUNDS = 8
-_RETRYABLE_REASONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None"}
+_MAX_REASON_BYTES = 300
+#: Ledger keys longer than this (UTF-8 bytes) are hashed (:func:`ledger_key`): DynamoDB allows
+#: 2,048 bytes for a partition key, and a short key keeps every item under 1 KB (1 write unit).
+MAX_KEY_BYTES = 200
+#: Error codes of a DynamoDB call that are worth retrying inside the invocation.
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
 )
 
 _CLAIM = (
-    "attribute_not_exists(pk)"
-    " OR (#s = :pending AND lease_expires_at < :now)"
-    " OR (#s = :pending AND #o = :owner)"
+    "attribute_not_exists(pk) OR #o = :owner"
+    " OR (lease_expires_at < :now AND #s IN (:pending, :takeover))"
 )
-_TAKEOVER = "#s = :sending AND lease_expires_at < :now"
 _UPDATE = (
-    "SET #s = :pending, #o = :owner, lease_expires_at = :lease, claimed_at = :now,"
-    " expires_at = :ttl"
+    "SET #s = :state, #o = :owner, lease_expires_at = :lease, claimed_at = :now, expires_at = :ttl"
 )
 
 
 class LedgerError(RuntimeError):
-    """The ledger table could not be read or written (after retries)."""
+    """The ledger table could not be read or written (after retries, within the deadline)."""
 
 
 class ClaimStatus(enum.Enum):
@@ -69,7 +104,9 @@ class ClaimStatus(enum.Enum):
     IN_FLIGHT = "in_flight"
     #: A dead owner may have sent it (expired SENDING) and the policy is "assume_sent".
     UNKNOWN_PRIOR = "unknown_prior"
-    #: The ledger could not be written (after retries): transient.
+    #: DynamoDB refused this item for what it is (``ValidationException``): never claimable.
+    REJECTED = "rejected"
+    #: The ledger could not be written (after retries, or the deadline): transient.
     ERROR = "error"
 
 
@@ -78,6 +115,8 @@ class ClaimResult:
     status: ClaimStatus
     state: str | None = None
     message_id: str | None = None
+    #: ERROR / REJECTED: the DynamoDB error code (or ``"Deadline"``).
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +130,55 @@ class Commit:
     outcome: str | None = None
 
 
+def ledger_key(channel: str, dedup_key: str) -> str:
+    """``"<channel>#<dedup key>"``; a key over :data:`MAX_KEY_BYTES` UTF-8 bytes becomes
+    ``"<channel>#sha256:<64 hex digits>"`` of the dedup key (same key, same hash: dedup holds)."""
+    key = f"{channel}#{dedup_key}"
+    if len(key.encode("utf-8", "surrogatepass")) <= MAX_KEY_BYTES:
+        return key
+    digest = hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{channel}#sha256:{digest}"
+
+
 def _n(value: float) -> dict[str, str]:
     return {"N": f"{value:.3f}"}
 
 
+def _value_bytes(value: Mapping[str, Any]) -> int:
+    (tag, v), *_ = value.items()
+    if tag == "S":
+        return len(str(v).encode("utf-8", "surrogatepass"))
+    if tag == "N":
+        digits = sum(c.isdigit() for c in str(v))
+        return (digits + 1) // 2 + 1
+    return len(str(v))
+
+
+def item_write_units(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """Write units of writing ``item`` (DynamoDB's rule: 1 per started KB, at least 1)."""
+    size = sum(len(name) + _value_bytes(value) for name, value in item.items())
+    return max(1, math.ceil(size / 1024))
+
+
+def _trim(text: str, limit: int = _MAX_REASON_BYTES) -> str:
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _error_code(exc: BaseException) -> str:
+    response: Any = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
+
+
 class Ledger:
-    """Batched claims and commits on the ledger table through an aiobotocore DynamoDB client."""
+    """Claims, commits and releases on the ledger table, through any client with the low-level
+    aiobotocore DynamoDB methods (``update_item``, ``batch_write_item``, ``get_item``)."""
 
     def __init__(
         self,
@@ -106,136 +188,123 @@ class Ledger:
         ttl_seconds: int = 7 * 86_400,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
-        max_claims_in_flight: int = 16,
+        call_timeout_s: float = 5.0,
+        flush_ms: float = 5.0,
     ) -> None:
         self.client = client
         self.table = table
-        #: TransactWriteItems calls of one ``claim()`` in flight at once: each call's request
-        #: (100 items of nested dicts, then its JSON) is built only when it may start, so a
-        #: 10,000-record batch does not hold 100 requests in memory at once.
-        self.max_claims_in_flight = max(1, max_claims_in_flight)
         self.ttl_seconds = ttl_seconds
         self.backoff = backoff or Backoff(max_attempts=6, base_s=0.02, cap_s=1.0)
         self.clock = clock
+        #: No single DynamoDB call waits longer than this (nor past the caller's deadline).
+        self.call_timeout_s = call_timeout_s
+        #: A buffered commit waits at most this long for company before it is flushed.
+        self.flush_ms = flush_ms
         #: calls made, by operation (for tests and metrics)
         self.calls: dict[str, int] = {}
+        #: write units by DynamoDB's size rule, and as DynamoDB reported them
+        self.write_units = 0
+        self.reported_write_units = 0.0
 
     def _count(self, op: str) -> None:
         self.calls[op] = self.calls.get(op, 0) + 1
+
+    def _reported(self, consumed: Any) -> None:
+        for entry in consumed if isinstance(consumed, list) else [consumed]:
+            if isinstance(entry, dict):
+                units = entry.get("CapacityUnits")
+                if isinstance(units, int | float):
+                    self.reported_write_units += float(units)
+
+    async def _call(self, op: str, method: Any, deadline: Deadline, **params: Any) -> Any:
+        """One request, bounded by the deadline and ``call_timeout_s``."""
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise TimeoutError("deadline")
+        self._count(op)
+        async with asyncio.timeout(min(remaining, self.call_timeout_s)):
+            return await method(**params)
 
     # -- claim -------------------------------------------------------------------------------
 
     async def claim(
         self,
-        keys: Sequence[str],
+        key: str,
         *,
         owner: str,
         lease_until: float,
         deadline: Deadline,
         takeover_unknown: bool,
-    ) -> dict[str, ClaimResult]:
-        """Claim every key (distinct keys only). ``takeover_unknown``: claim expired SENDING
-        entries too (policy "retry"); otherwise they come back as UNKNOWN_PRIOR."""
-        if len(set(keys)) != len(keys):
-            raise ValueError("claim() needs distinct keys")
-        results: dict[str, ClaimResult] = {}
-        chunks = [keys[i : i + _TRANSACT_MAX] for i in range(0, len(keys), _TRANSACT_MAX)]
-        slots = asyncio.Semaphore(self.max_claims_in_flight)
-
-        async def bounded(chunk: Sequence[str]) -> dict[str, ClaimResult]:
-            async with slots:
-                return await self._claim_chunk(
-                    chunk, owner, lease_until, deadline, takeover_unknown
-                )
-
-        for part in await asyncio.gather(*(bounded(c) for c in chunks)):
-            results.update(part)
-        return results
-
-    async def _claim_chunk(
-        self,
-        keys: Sequence[str],
-        owner: str,
-        lease_until: float,
-        deadline: Deadline,
-        takeover_unknown: bool,
-    ) -> dict[str, ClaimResult]:
-        results: dict[str, ClaimResult] = {}
-        pending: dict[str, str] = dict.fromkeys(keys, _CLAIM)  # key -> condition
-        rounds = 0
-        while pending:
-            rounds += 1
+        state: str = SENDING,
+    ) -> ClaimResult:
+        """Claim ``key`` for ``owner`` with ``state`` (SENDING before a send; PENDING for a
+        record that will be dead-lettered, never sent). ``takeover_unknown``: an expired
+        SENDING entry is claimable too (policy "retry"); otherwise it comes back as
+        UNKNOWN_PRIOR."""
+        attempt = 0
+        while True:
+            attempt += 1
             now = self.clock()
-            values = {
-                ":pending": {"S": PENDING},
-                ":owner": {"S": owner},
-                ":lease": _n(lease_until),
-                ":now": _n(now),
-                ":ttl": {"N": str(int(now) + self.ttl_seconds)},
+            params = {
+                "TableName": self.table,
+                "Key": {"pk": {"S": key}},
+                "UpdateExpression": _UPDATE,
+                "ConditionExpression": _CLAIM,
+                "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
+                "ExpressionAttributeValues": {
+                    ":state": {"S": state},
+                    ":pending": {"S": PENDING},
+                    ":takeover": {"S": SENDING if takeover_unknown else PENDING},
+                    ":owner": {"S": owner},
+                    ":lease": _n(lease_until),
+                    ":now": _n(now),
+                    ":ttl": {"N": str(int(now) + self.ttl_seconds)},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                "ReturnConsumedCapacity": "TOTAL",
             }
-            order = list(pending)
-            items = []
-            for key in order:
-                cond = pending[key]
-                vals = dict(values)
-                if cond is _TAKEOVER:
-                    vals = {**values, ":sending": {"S": SENDING}}
-                items.append(
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {"pk": {"S": key}},
-                            "UpdateExpression": _UPDATE,
-                            "ConditionExpression": cond,
-                            "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
-                            "ExpressionAttributeValues": vals,
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    }
-                )
+            self.write_units += item_write_units(
+                {
+                    "pk": {"S": key},
+                    "state": {"S": state},
+                    "owner": {"S": owner},
+                    "lease_expires_at": _n(lease_until),
+                    "claimed_at": _n(now),
+                    "expires_at": {"N": str(int(now) + self.ttl_seconds)},
+                }
+            )
             try:
-                self._count("TransactWriteItems")
-                await self.client.transact_write_items(TransactItems=items)
+                resp = await self._call("UpdateItem", self.client.update_item, deadline, **params)
+            except TimeoutError:
+                # The write may have happened: a repeat passes on "#o = :owner" if it did.
+                if await self.backoff.wait(attempt, deadline):
+                    continue
+                return ClaimResult(ClaimStatus.ERROR, code="Deadline")
             except Exception as exc:
-                reasons = _cancellation_reasons(exc)
-                if reasons is None or len(reasons) != len(order):
-                    if rounds < _MAX_ROUNDS and await self.backoff.wait(rounds, deadline):
-                        continue
-                    results.update(dict.fromkeys(pending, ClaimResult(ClaimStatus.ERROR)))
-                    return results
-                retry_soon = False
-                for key, reason in zip(order, reasons, strict=True):
-                    code = reason.get("Code")
-                    if code == "ConditionalCheckFailed":
-                        verdict: ClaimResult | str | None = self._judge(
-                            key, reason.get("Item"), now, takeover_unknown
-                        )
-                        if verdict is None:
-                            pending[key] = _CLAIM
-                        elif isinstance(verdict, ClaimResult):
-                            results[key] = verdict
-                            del pending[key]
-                        else:  # "takeover"
-                            pending[key] = _TAKEOVER
-                    elif code in _RETRYABLE_REASONS:
-                        retry_soon = retry_soon or code != "None"
-                    else:
-                        results[key] = ClaimResult(ClaimStatus.ERROR, state=str(code))
-                        del pending[key]
-                if rounds >= _MAX_ROUNDS:
-                    results.update(dict.fromkeys(pending, ClaimResult(ClaimStatus.IN_FLIGHT)))
-                    return results
-                if retry_soon and not await self.backoff.wait(rounds, deadline):
-                    results.update(dict.fromkeys(pending, ClaimResult(ClaimStatus.ERROR)))
-                    return results
-                continue
-            results.update(dict.fromkeys(pending, ClaimResult(ClaimStatus.CLAIMED)))
-            pending.clear()
-        return results
+                code = _error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    self._reported(getattr(exc, "response", {}).get("ConsumedCapacity"))
+                    verdict = self._judge(
+                        getattr(exc, "response", {}).get("Item"), now, takeover_unknown
+                    )
+                    if verdict is not None:
+                        return verdict
+                    # The item changed under us (an expired lease): the claim may pass now.
+                elif code == "ValidationException":
+                    return ClaimResult(ClaimStatus.REJECTED, code=code)
+                elif code not in _RETRYABLE and not _is_transport(exc):
+                    return ClaimResult(ClaimStatus.ERROR, code=code)
+                if attempt < self.backoff.max_attempts and await self.backoff.wait(
+                    attempt, deadline
+                ):
+                    continue
+                return ClaimResult(ClaimStatus.ERROR, code=code)
+            self._reported(resp.get("ConsumedCapacity"))
+            return ClaimResult(ClaimStatus.CLAIMED)
 
     @staticmethod
-    def _judge(key: str, item: Any, now: float, takeover_unknown: bool) -> ClaimResult | str | None:
-        """Why a claim's condition failed: a final result, "takeover", or None (try again)."""
+    def _judge(item: Any, now: float, takeover_unknown: bool) -> ClaimResult | None:
+        """Why a claim's condition failed: a final result, or None (try again)."""
         if not isinstance(item, dict):
             return None
         state = item.get("state", {}).get("S")
@@ -249,118 +318,68 @@ class Ledger:
             lease = 0.0
         if lease >= now:
             return ClaimResult(ClaimStatus.IN_FLIGHT, state=state)
-        if state == SENDING:
-            if takeover_unknown:
-                return "takeover"
+        if state == SENDING and not takeover_unknown:
             return ClaimResult(ClaimStatus.UNKNOWN_PRIOR, state=state)
-        return None  # an expired PENDING: the item changed under us; the plain claim will pass
+        return None
 
-    # -- writes ------------------------------------------------------------------------------
+    # -- commit / release --------------------------------------------------------------------
 
-    async def mark_sending(
-        self, keys: Iterable[str], *, owner: str, lease_until: float, deadline: Deadline
-    ) -> None:
-        """Record that the sends of ``keys`` are about to start (the fence before a send)."""
+    def writer(self, *, owner: str, deadline: Deadline) -> LedgerWriter:
+        """A buffered writer of commits and releases for one batch (see :class:`LedgerWriter`)."""
+        return LedgerWriter(self, owner=owner, deadline=deadline)
+
+    def commit_item(self, commit: Commit, owner: str) -> dict[str, Any]:
         now = self.clock()
-        ttl = {"N": str(int(now) + self.ttl_seconds)}
-        puts = [
-            {
-                "pk": {"S": k},
-                "state": {"S": SENDING},
-                "owner": {"S": owner},
-                "lease_expires_at": _n(lease_until),
-                "claimed_at": _n(now),
-                "expires_at": ttl,
-            }
-            for k in keys
-        ]
-        await self._batch_put(puts, deadline)
+        item: dict[str, Any] = {
+            "pk": {"S": commit.key},
+            "state": {"S": commit.state},
+            "owner": {"S": owner},
+            "finished_at": _n(now),
+            "expires_at": {"N": str(int(now) + self.ttl_seconds)},
+        }
+        if commit.message_id:
+            item["message_id"] = {"S": _trim(commit.message_id, 200)}
+        if commit.error_code:
+            item["error_code"] = {"S": _trim(commit.error_code, 100)}
+        if commit.reason:
+            item["reason"] = {"S": _trim(commit.reason)}
+        if commit.outcome:
+            item["outcome"] = {"S": commit.outcome}
+        return item
 
-    async def commit(self, commits: Iterable[Commit], *, owner: str, deadline: Deadline) -> None:
-        """Write the final SENT / FAILED state of each key."""
-        now = self.clock()
-        ttl = {"N": str(int(now) + self.ttl_seconds)}
-        puts = []
-        for c in commits:
-            item: dict[str, Any] = {
-                "pk": {"S": c.key},
-                "state": {"S": c.state},
-                "owner": {"S": owner},
-                "finished_at": _n(now),
-                "expires_at": ttl,
-            }
-            if c.message_id:
-                item["message_id"] = {"S": c.message_id}
-            if c.error_code:
-                item["error_code"] = {"S": c.error_code}
-            if c.reason:
-                item["reason"] = {"S": c.reason[:1000]}
-            if c.outcome:
-                item["outcome"] = {"S": c.outcome}
-            puts.append(item)
-        await self._batch_put(puts, deadline)
-
-    async def _batch_put(self, items: list[dict[str, Any]], deadline: Deadline) -> None:
-        chunks = [items[i : i + _BATCH_WRITE_MAX] for i in range(0, len(items), _BATCH_WRITE_MAX)]
-        await asyncio.gather(*(self._batch_put_chunk(c, deadline) for c in chunks))
-
-    async def _batch_put_chunk(self, items: list[dict[str, Any]], deadline: Deadline) -> None:
-        requests: list[Any] = [{"PutRequest": {"Item": it}} for it in items]
+    async def batch_write(self, requests: list[dict[str, Any]], deadline: Deadline) -> bool:
+        """Write up to 25 put/delete requests; ``True`` once every one is durable."""
+        for r in requests:
+            if "PutRequest" in r:
+                self.write_units += item_write_units(r["PutRequest"]["Item"])
+            else:
+                self.write_units += 1
         attempt = 0
         while requests:
             attempt += 1
             try:
-                self._count("BatchWriteItem")
-                resp = await self.client.batch_write_item(RequestItems={self.table: requests})
-                requests = list(resp.get("UnprocessedItems", {}).get(self.table, []))
-            except Exception as exc:
+                resp = await self._call(
+                    "BatchWriteItem",
+                    self.client.batch_write_item,
+                    deadline,
+                    RequestItems={self.table: requests},
+                    ReturnConsumedCapacity="TOTAL",
+                )
+            except Exception:
                 if not await self.backoff.wait(attempt, deadline):
-                    raise LedgerError(f"BatchWriteItem on {self.table} failed: {exc}") from exc
+                    return False
                 continue
+            self._reported(resp.get("ConsumedCapacity"))
+            requests = list(resp.get("UnprocessedItems", {}).get(self.table, []))
             if requests and not await self.backoff.wait(attempt, deadline):
-                raise LedgerError(f"{len(requests)} ledger writes left unprocessed")
+                return False
+        return True
 
-    async def release(self, keys: Sequence[str], *, owner: str, deadline: Deadline) -> None:
-        """Delete our claims on ``keys`` so a redelivery can claim them at once."""
-        chunks = [keys[i : i + _TRANSACT_MAX] for i in range(0, len(keys), _TRANSACT_MAX)]
-        await asyncio.gather(*(self._release_chunk(list(c), owner, deadline) for c in chunks))
-
-    async def _release_chunk(self, keys: list[str], owner: str, deadline: Deadline) -> None:
-        attempt = 0
-        while keys:
-            attempt += 1
-            items = [
-                {
-                    "Delete": {
-                        "TableName": self.table,
-                        "Key": {"pk": {"S": k}},
-                        "ConditionExpression": "#o = :owner AND #s IN (:pending, :sending)",
-                        "ExpressionAttributeNames": {"#o": "owner", "#s": "state"},
-                        "ExpressionAttributeValues": {
-                            ":owner": {"S": owner},
-                            ":pending": {"S": PENDING},
-                            ":sending": {"S": SENDING},
-                        },
-                    }
-                }
-                for k in keys
-            ]
-            try:
-                self._count("TransactWriteItems")
-                await self.client.transact_write_items(TransactItems=items)
-                return
-            except Exception as exc:
-                reasons = _cancellation_reasons(exc)
-                if reasons is not None and len(reasons) == len(keys):
-                    # Not ours any more: leave those alone; release the rest.
-                    keys = [
-                        k
-                        for k, r in zip(keys, reasons, strict=True)
-                        if r.get("Code") != "ConditionalCheckFailed"
-                    ]
-                if not await self.backoff.wait(attempt, deadline):
-                    # The leases still expire on their own; nothing is lost.
-                    return
+    async def put_final(self, commit: Commit, *, owner: str, deadline: Deadline) -> bool:
+        """Write one final state at once (outside a batch writer)."""
+        return await self.batch_write(
+            [{"PutRequest": {"Item": self.commit_item(commit, owner)}}], deadline
+        )
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The ledger item for ``key`` as plain strings (for tests and operators)."""
@@ -373,11 +392,74 @@ class Ledger:
         return {k: next(iter(v.values())) for k, v in item.items()}
 
 
-def _cancellation_reasons(exc: BaseException) -> list[dict[str, Any]] | None:
-    response: Any = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return None
-    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return None
-    reasons = response.get("CancellationReasons")
-    return list(reasons) if isinstance(reasons, list) else None
+def _is_transport(exc: BaseException) -> bool:
+    """A failure without an answer from DynamoDB (connection, read timeout)."""
+    return isinstance(exc, ConnectionError | OSError) or type(exc).__name__ in {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+    }
+
+
+class LedgerWriter:
+    """Buffers one batch's commits and releases and writes them with ``BatchWriteItem``.
+
+    :meth:`commit` and :meth:`release` return at once with a future that resolves to ``True``
+    when that write is durable (``False`` when it could not be made before the deadline). A
+    flush starts when 25 writes are waiting or ``flush_ms`` after the first of them; flushes run
+    concurrently. :meth:`close` flushes the rest and waits for every flush.
+    """
+
+    def __init__(self, ledger: Ledger, *, owner: str, deadline: Deadline) -> None:
+        self.ledger = ledger
+        self.owner = owner
+        self.deadline = deadline
+        self._buffer: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def commit(self, commit: Commit) -> asyncio.Future[bool]:
+        item = self.ledger.commit_item(commit, self.owner)
+        return self._add({"PutRequest": {"Item": item}})
+
+    def release(self, key: str) -> asyncio.Future[bool]:
+        """Give our claim on ``key`` back (delete it) so a redelivery can claim it at once."""
+        return self._add({"DeleteRequest": {"Key": {"pk": {"S": key}}}})
+
+    def _add(self, request: dict[str, Any]) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._buffer.append((request, future))
+        if len(self._buffer) >= _BATCH_WRITE_MAX:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.ledger.flush_ms / 1000.0, self._flush)
+        return future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:_BATCH_WRITE_MAX], self._buffer[_BATCH_WRITE_MAX:]
+            task = asyncio.get_running_loop().create_task(self._write(chunk))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, chunk: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        try:
+            ok = await self.ledger.batch_write([r for r, _ in chunk], self.deadline)
+        except Exception:  # never leave a waiter hanging
+            ok = False
+        for _, future in chunk:
+            if not future.done():
+                future.set_result(ok)
+
+    async def close(self) -> None:
+        """Flush what is buffered and wait for every write in progress."""
+        self._flush()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,28 +1,47 @@
-"""One stream batch, end to end: decode -> route -> claim -> render -> send -> commit -> report.
+"""One stream batch, end to end: decode -> route -> render -> (claim -> send -> commit) -> report.
 
-Everything here is asyncio on clients built once by the handler. The ledger makes every step
-repeatable: a record redelivered after any failure is a no-op if it was done, and is done
-exactly once otherwise (docs/EXACTLY-ONCE.md has the crash windows and the unknown-outcome
-policy).
+Everything here is asyncio on clients built once by the handler. Each notification goes
+through one *send slot* (at most ``max_concurrency`` at once): wait for the channel's rate
+limit, claim its ledger key (one conditional write), send, and hand the result to the batch's
+:class:`~notifier.ledger.LedgerWriter`; the slot is freed only once that result is durable.
+So at any instant at most ``max_concurrency`` notifications are claimed and not yet durably
+settled: a kill exposes those and nothing else (docs/EXACTLY-ONCE.md has every window).
+
+Faults of an account (expired credentials, access denied, sending paused, daily quota) pause
+the channel (or the ledger) with a growing cooldown shared by the process, so an outage is
+probed once per cooldown instead of hammered, and raise one alarm line per batch; they are
+never dead-lettered. A record failing transiently when it is close to the stream's retention
+(``expiry_guard_seconds``) is written in full to the failure queue before it can be lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from notifier.channels.base import Channel, Message, Outcome, SendResult, mask_address
+from notifier.channels.base import Channel, Message, Outcome, SendResult, scrub
 from notifier.config import Config
-from notifier.failures import Failure, FailureQueue
-from notifier.ledger import FAILED, SENT, ClaimStatus, Commit, Ledger, LedgerError
+from notifier.failures import Failure, FailureQueue, Published
+from notifier.ledger import (
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    ClaimResult,
+    ClaimStatus,
+    Commit,
+    Ledger,
+    LedgerWriter,
+)
 from notifier.retry import Deadline
 from notifier.router import Notification, Poison, Router, record_error_poison
 
-__all__ = ["STAT_KEYS", "BatchFailedError", "BatchReport", "Pipeline"]
+__all__ = ["STAT_KEYS", "BatchFailedError", "BatchReport", "Breaker", "Pipeline"]
 
 log = logging.getLogger("notifier")
 
@@ -36,10 +55,18 @@ STAT_KEYS = (
     "dead_lettered",
     "assumed_sent",
     "in_flight",
+    "unknown_outcomes",
+    "account_faults",
+    "expiring_parked",
+    "write_units",
 )
 
 Decoder = Callable[[Any], Sequence[Any]]
 Renderer = Callable[[Sequence[Any], Sequence[str], Sequence[str | None]], Sequence[Any]]
+
+#: Longest pause of a channel (or the ledger) after repeated account faults, seconds.
+_MAX_COOLDOWN_S = 60.0
+_PROBE_POLL_S = 0.05
 
 
 class BatchFailedError(RuntimeError):
@@ -61,24 +88,73 @@ class BatchReport:
 
 
 @dataclass(slots=True)
+class Breaker:
+    """A process-wide pause of one dependency after an account fault: closed, open (every
+    caller waits ``cooldown`` seconds), then one probe; its success closes the breaker, another
+    fault reopens it for twice as long (up to 60 s)."""
+
+    cooldown: float = 0.0
+    open_until: float = 0.0  #: monotonic seconds
+    probing: bool = False
+    code: str | None = None
+
+    def trip(self, code: str | None) -> None:
+        self.cooldown = min(_MAX_COOLDOWN_S, max(1.0, self.cooldown * 2))
+        self.open_until = time.monotonic() + self.cooldown
+        self.probing = False
+        self.code = code
+
+    def reset(self) -> None:
+        self.cooldown = 0.0
+        self.open_until = 0.0
+        self.probing = False
+        self.code = None
+
+    async def gate(self, deadline: Deadline) -> bool | None:
+        """Wait until a call may go out. ``None``: go (breaker closed); ``True``: go as the
+        probe; ``False``: not before ``deadline``."""
+        while True:
+            if self.cooldown == 0.0:
+                return None
+            wait = self.open_until - time.monotonic()
+            if wait > 0:
+                if wait >= deadline.remaining():
+                    return False
+                await asyncio.sleep(wait)
+                continue
+            if not self.probing:
+                self.probing = True
+                return True
+            if deadline.remaining() <= _PROBE_POLL_S:
+                return False
+            await asyncio.sleep(_PROBE_POLL_S)
+
+    def settle(self, probe: bool | None, fault: bool, code: str | None) -> None:
+        if fault:
+            # Only the probe (or the first fault while closed) moves the cooldown on.
+            if probe or self.cooldown == 0.0:
+                self.trip(code)
+        elif probe:
+            self.reset()
+
+
+@dataclass(slots=True)
 class _Batch:
     """The state of one batch on its way through the steps."""
 
     owner: str
     lease_until: float
-    work: Deadline  #: no new send after this
-    final: Deadline  #: commit, release and dead-lettering finish before this
+    work: Deadline  #: no new claim or send after this
+    final: Deadline  #: commits, releases and dead-lettering finish before this
     stats: dict[str, int]
+    writer: LedgerWriter | None = None
     seq: dict[int, str | None] = field(default_factory=dict)
     transient: set[int] = field(default_factory=set)
-    commits: list[Commit] = field(default_factory=list)
-    release: list[str] = field(default_factory=list)
-    poisons: list[Poison] = field(default_factory=list)
-
-    def retry_later(self, key: str, index: int) -> None:
-        """Give the claim back; the record is reported and comes back."""
-        self.release.append(key)
-        self.transient.add(index)
+    #: (poison, whether we hold its ledger claim)
+    poisons: list[tuple[Poison, bool]] = field(default_factory=list)
+    expiring: list[tuple[Notification, str]] = field(default_factory=list)
+    #: (dependency, error code) -> notifications deferred by an account fault
+    alarms: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,23 +168,37 @@ class Pipeline:
     default_sender: str
     owner_prefix: str
     clock: Callable[[], float] = time.time
-    #: Claimed notifications are rendered, fenced (SENDING) and sent this many at a time, so
-    #: only one chunk's rendered bodies are alive at once (peak memory on large batches).
+    #: Notifications in their send slot at once (claimed, not yet durably settled).
+    max_concurrency: int = 64
+    #: Claimed notifications are rendered this many at a time (peak memory on large batches).
     chunk_size: int = 512
+    #: A record older than this (seconds since its stream record was written) that fails
+    #: transiently is written in full to the failure queue instead of being left to the ESM.
+    expiry_guard_seconds: float = 72_000.0
     _router: Router = field(init=False)
     _batches: int = field(default=0, init=False)
+    _breakers: dict[str, Breaker] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._router = Router(self.config, self.channels)
 
+    def breaker(self, name: str) -> Breaker:
+        """The process-wide breaker of a channel, or of ``"ledger"``."""
+        b = self._breakers.get(name)
+        if b is None:
+            b = self._breakers[name] = Breaker()
+        return b
+
     def _start(self, context: Any) -> _Batch:
         margin_ms = self.config.delivery.deadline_margin_ms
-        work = Deadline.from_context(context, margin_ms=margin_ms)
+        hard = Deadline.from_context(context, margin_ms=0.0)
+        work = Deadline(hard.at - margin_ms / 1000.0)
         # Commit, release and dead-lettering may use most of the margin.
         final = Deadline(work.at + margin_ms * 0.8 / 1000.0)
-        # The lease outlives everything this invocation may still write.
+        # The lease outlives everything this invocation may still write: it runs to the hard
+        # deadline (Lambda's own timeout) plus a grace.
         lease_until = (
-            self.clock() + max(0.0, final.remaining()) + self.config.delivery.lease_grace_seconds
+            self.clock() + max(0.0, hard.remaining()) + self.config.delivery.lease_grace_seconds
         )
         self._batches += 1
         request_id = str(getattr(context, "aws_request_id", "") or "local")
@@ -122,22 +212,39 @@ class Pipeline:
 
     async def run(self, event: Any, context: Any) -> BatchReport:
         batch = self._start(context)
+        units_before = self.ledger.write_units
+        started = time.monotonic()
         decoded = self.decode(event)
         n_records = batch.stats["records"] = len(decoded)
         owners = self._route(decoded, batch)
         del decoded  # records live on only in what was routed
-        to_send = await self._claim(owners, batch)
-        owners.clear()
-        size = max(1, self.chunk_size)
-        while to_send:
-            chunk, to_send = to_send[:size], to_send[size:]
-            await self._send(self._render(chunk, batch), batch)
-            del chunk  # its records and rendered bodies go now
-        if batch.poisons:
-            await self._dead_letter(batch)
-        await self._finish(batch)
-        failures = [s for i in sorted(batch.transient) if (s := batch.seq.get(i))]
+        batch.writer = self.ledger.writer(owner=batch.owner, deadline=batch.final)
+        try:
+            poisons = [p for p in owners.values() if isinstance(p, Poison)]
+            to_send = [n for n in owners.values() if isinstance(n, Notification)]
+            owners.clear()
+            slots = asyncio.Semaphore(max(1, self.max_concurrency))
+            if poisons:
+                await asyncio.gather(*(self._claim_poison(p, batch, slots) for p in poisons))
+            size = max(1, self.chunk_size)
+            while to_send:
+                chunk, to_send = to_send[:size], to_send[size:]
+                bad: list[Poison] = []
+                ready = self._render(chunk, batch, bad)
+                del chunk
+                await asyncio.gather(
+                    *(self._deliver(n, r, batch, slots) for n, r in ready),
+                    *(self._claim_poison(p, batch, slots) for p in bad),
+                )
+                del ready  # its records and rendered bodies go now
+            if batch.poisons or batch.expiring:
+                await self._dead_letter(batch)
+        finally:
+            await batch.writer.close()
+        batch.stats["write_units"] = self.ledger.write_units - units_before
         batch.stats["failed_transient"] = len(batch.transient)
+        self._log_summary(batch, time.monotonic() - started)
+        failures = [s for i in sorted(batch.transient) if (s := batch.seq.get(i))]
         if n_records and len(batch.transient) == n_records:
             raise BatchFailedError(
                 f"all {n_records} records failed transiently; the batch will be retried",
@@ -145,9 +252,11 @@ class Pipeline:
             )
         return BatchReport(failures=failures, stats=batch.stats)
 
+    # -- route / render ----------------------------------------------------------------------
+
     def _route(self, decoded: Sequence[Any], batch: _Batch) -> dict[str, Notification | Poison]:
         """Route every record; one item per ledger key, the first occurrence (lowest sequence
-        number) owning it (a transaction may not touch one key twice)."""
+        number) owning it."""
         owners: dict[str, Notification | Poison] = {}
         for entry in decoded:
             batch.seq[entry.index] = entry.sequence_number
@@ -164,129 +273,184 @@ class Pipeline:
                     owners[item.key] = item
         return owners
 
-    async def _claim(
-        self, owners: dict[str, Notification | Poison], batch: _Batch
-    ) -> list[Notification]:
-        """Claim every key; returns the notifications to send (claimed poison goes to
-        ``batch.poisons``)."""
-        if not owners:
-            return []
-        claims = await self.ledger.claim(
-            list(owners),
-            owner=batch.owner,
-            lease_until=batch.lease_until,
-            deadline=batch.work,
-            takeover_unknown=self.config.delivery.unknown_outcome == "retry",
-        )
-        to_send: list[Notification] = []
-        for key, item in owners.items():
-            status = claims[key].status
-            if status is ClaimStatus.CLAIMED:
-                if isinstance(item, Poison):
-                    batch.poisons.append(item)
-                else:
-                    to_send.append(item)
-            elif status is ClaimStatus.DUPLICATE:
-                batch.stats["duplicates"] += 1
-            elif status is ClaimStatus.UNKNOWN_PRIOR:
-                # A dead owner may have sent it; policy "assume_sent": at most once.
-                batch.stats["assumed_sent"] += 1
-                batch.commits.append(Commit(key, SENT, outcome="unknown"))
-            else:  # IN_FLIGHT elsewhere, or the ledger failed: come back later
-                if status is ClaimStatus.IN_FLIGHT:
-                    batch.stats["in_flight"] += 1
-                batch.transient.add(item.index)
-        return to_send
-
-    def _render(self, to_send: list[Notification], batch: _Batch) -> list[tuple[Notification, Any]]:
-        """Render only what was claimed, in one call (the GIL is released in Rust)."""
+    def _render(
+        self, chunk: list[Notification], batch: _Batch, poisons: list[Poison]
+    ) -> list[tuple[Notification, Any]]:
+        """Render a chunk in one call (the GIL is released in Rust); failures go to
+        ``poisons``."""
         rendered = self.render(
-            [n.record for n in to_send],
-            [n.template for n in to_send],
-            [n.locale for n in to_send],
+            [n.record for n in chunk],
+            [n.template for n in chunk],
+            [n.locale for n in chunk],
         )
         ready: list[tuple[Notification, Any]] = []
-        for n, r in zip(to_send, rendered, strict=True):
+        for n, r in zip(chunk, rendered, strict=True):
             problem = self._render_problem(n, r)
             if problem is None:
                 ready.append((n, r))
             else:
-                batch.poisons.append(_poison(n, *problem))
+                poisons.append(_poison(n, *problem))
         return ready
 
     def _render_problem(self, n: Notification, rendered: Any) -> tuple[str, str] | None:
         if isinstance(rendered, BaseException):
-            return type(rendered).__name__, str(rendered)[:500]
+            return type(rendered).__name__, scrub(str(rendered))[:500]
         parts = self.channels[n.channel].required_parts
         missing = [p for p in parts if not getattr(rendered, p, None)]
         if missing:
             return "TemplateError", f"template {n.template!r} rendered no {', '.join(missing)}"
         return None
 
-    async def _send(self, ready: list[tuple[Notification, Any]], batch: _Batch) -> None:
-        if not ready:
+    # -- one notification --------------------------------------------------------------------
+
+    async def _gate(self, name: str, batch: _Batch) -> tuple[bool, bool | None]:
+        """(may go, probe) for a call to dependency ``name`` (a channel or "ledger")."""
+        breaker = self.breaker(name)
+        probe = await breaker.gate(batch.work)
+        if probe is False:
+            self._alarm(batch, name, breaker.code or "AccountFault")
+            return False, None
+        return True, probe
+
+    def _alarm(self, batch: _Batch, name: str, code: str) -> None:
+        key = (name, code)
+        batch.alarms[key] = batch.alarms.get(key, 0) + 1
+        batch.stats["account_faults"] += 1
+
+    async def _claim(
+        self, key: str, batch: _Batch, state: str
+    ) -> tuple[ClaimResult | None, bool | None]:
+        """Claim ``key`` through the ledger's breaker; ``None`` when the ledger is paused."""
+        go, probe = await self._gate("ledger", batch)
+        if not go:
+            return None, None
+        claim = await self.ledger.claim(
+            key,
+            owner=batch.owner,
+            lease_until=batch.lease_until,
+            deadline=batch.work,
+            takeover_unknown=self.config.delivery.unknown_outcome == "retry",
+            state=state,
+        )
+        fault = claim.status is ClaimStatus.ERROR
+        self.breaker("ledger").settle(probe, fault, claim.code)
+        if fault:
+            self._alarm(batch, "ledger", claim.code or "LedgerError")
+        return claim, probe
+
+    async def _deliver(
+        self, n: Notification, rendered: Any, batch: _Batch, slots: asyncio.Semaphore
+    ) -> None:
+        channel = self.channels[n.channel]
+        go, probe = await self._gate(n.channel, batch)
+        if not go:
+            self._transient(n, batch, "AccountFault")
             return
-        keys = [n.key for n, _ in ready]
-        try:
-            # The fence: from here on an expired lease means "may have been sent".
-            await self.ledger.mark_sending(
-                keys, owner=batch.owner, lease_until=batch.lease_until, deadline=batch.work
-            )
-        except LedgerError as exc:
-            log.warning("ledger unavailable before sending %d notifications: %s", len(keys), exc)
-            for n, _ in ready:
-                batch.retry_later(n.key, n.index)
-            return
-        by_channel: dict[str, list[tuple[Notification, Message]]] = {}
-        for n, r in ready:
+        breaker = self.breaker(n.channel)
+        async with slots:
+            if not await channel.reserve(batch.work):
+                breaker.settle(probe, False, None)
+                self._transient(n, batch, "DeadlineReached")
+                return
+            claim, _ = await self._claim(n.key, batch, SENDING)
+            if claim is None or claim.status is not ClaimStatus.CLAIMED:
+                channel.unreserve()
+                if probe:
+                    breaker.probing = False  # someone else probes
+                await self._not_claimed(n, claim, batch)
+                return
             msg = Message(
                 key=n.key,
                 recipient=n.recipient,
                 sender=n.sender or self.default_sender,
-                rendered=r,
+                rendered=rendered,
                 locale=n.locale,
             )
-            by_channel.setdefault(n.channel, []).append((n, msg))
-        names = list(by_channel)
-        results = await asyncio.gather(
-            *(self.channels[c].send_batch([m for _, m in by_channel[c]], batch.work) for c in names)
-        )
-        for c, res in zip(names, results, strict=True):
-            for (n, _), result in zip(by_channel[c], res, strict=True):
-                self._settle(n, result, batch)
+            result = await channel.send(msg, batch.work, reserved=True)
+            breaker.settle(probe, result.account_fault, result.code)
+            await self._settle(n, result, batch)
 
-    def _settle(self, n: Notification, result: SendResult, batch: _Batch) -> None:
+    async def _not_claimed(self, n: Notification, claim: ClaimResult | None, batch: _Batch) -> None:
+        if claim is None or claim.status is ClaimStatus.ERROR:
+            self._transient(n, batch, claim.code if claim else "LedgerPaused")
+        elif claim.status is ClaimStatus.DUPLICATE:
+            batch.stats["duplicates"] += 1
+        elif claim.status is ClaimStatus.IN_FLIGHT:
+            batch.stats["in_flight"] += 1
+            batch.transient.add(n.index)
+        elif claim.status is ClaimStatus.UNKNOWN_PRIOR:
+            # A dead owner may have sent it; policy "assume_sent": at most once.
+            assert batch.writer is not None
+            if await batch.writer.commit(Commit(n.key, SENT, outcome="unknown")):
+                batch.stats["assumed_sent"] += 1
+            else:
+                batch.transient.add(n.index)
+        else:  # REJECTED: DynamoDB refuses this key; dead-letter it without a claim
+            batch.poisons.append(
+                (_poison(n, claim.code or "LedgerRejected", "the ledger refused this key"), False)
+            )
+
+    async def _settle(self, n: Notification, result: SendResult, batch: _Batch) -> None:
+        """Make the result of a send durable (the slot is held until then)."""
+        assert batch.writer is not None
         outcome = result.outcome
-        if outcome is Outcome.SENT:
-            batch.stats["sent"] += 1
-            batch.commits.append(Commit(n.key, SENT, message_id=result.message_id))
-        elif outcome is Outcome.UNKNOWN and self.config.delivery.unknown_outcome == "assume_sent":
-            batch.stats["assumed_sent"] += 1
-            batch.commits.append(Commit(n.key, SENT, outcome="unknown", error_code=result.code))
+        policy = self.config.delivery.unknown_outcome
+        if outcome is Outcome.UNKNOWN:
+            batch.stats["unknown_outcomes"] += 1
+        if outcome is Outcome.SENT or (outcome is Outcome.UNKNOWN and policy == "assume_sent"):
+            if outcome is Outcome.SENT:
+                commit = Commit(n.key, SENT, message_id=result.message_id)
+            else:
+                commit = Commit(n.key, SENT, outcome="unknown", error_code=result.code)
+            if await batch.writer.commit(commit):
+                batch.stats["sent" if outcome is Outcome.SENT else "assumed_sent"] += 1
+            else:
+                # Sent, but not durably recorded: the record comes back, and finds SENDING.
+                log.error("ledger commit failed after a send; key=%s", n.key)
+                batch.transient.add(n.index)
         elif outcome is Outcome.PERMANENT:
-            reason = (result.reason or "")[:500].replace(n.recipient, mask_address(n.recipient))
-            batch.poisons.append(_poison(n, result.code or "Permanent", reason))
-        else:  # TRANSIENT, or UNKNOWN under "retry"
-            batch.retry_later(n.key, n.index)
+            reason = scrub((result.reason or "").replace(n.recipient, "<recipient>"))[:500]
+            batch.poisons.append((_poison(n, result.code or "Permanent", reason), True))
+        else:  # TRANSIENT (account faults included), or UNKNOWN under "retry"
+            if result.account_fault:
+                self._alarm(batch, n.channel, result.code or "AccountFault")
+            await batch.writer.release(n.key)
+            self._transient(n, batch, result.code or outcome.value)
+
+    def _transient(self, n: Notification, batch: _Batch, code: str | None) -> None:
+        """Report the record (it comes back), unless it is about to leave the stream."""
+        created = getattr(n.record, "approximate_creation_time", None)
+        if isinstance(created, int | float) and self.clock() - created > self.expiry_guard_seconds:
+            batch.expiring.append((n, code or "Transient"))
+        else:
+            batch.transient.add(n.index)
+
+    # -- poison and the failure queue --------------------------------------------------------
+
+    async def _claim_poison(self, p: Poison, batch: _Batch, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            claim, _ = await self._claim(p.key, batch, PENDING)
+        if claim is None or claim.status in (ClaimStatus.ERROR, ClaimStatus.IN_FLIGHT):
+            if claim is not None and claim.status is ClaimStatus.IN_FLIGHT:
+                batch.stats["in_flight"] += 1
+            batch.transient.add(p.index)
+        elif claim.status is ClaimStatus.CLAIMED:
+            batch.poisons.append((p, True))
+        elif claim.status is ClaimStatus.REJECTED:
+            batch.poisons.append((p, False))
+        else:  # already FAILED (or SENT): nothing more to do
+            batch.stats["duplicates"] += 1
 
     async def _dead_letter(self, batch: _Batch) -> None:
-        poisons = batch.poisons
-        failures = [
-            Failure(
-                reason=p.reason,
-                error_code=p.error_code,
-                record=p.raw,
-                channel=p.channel,
-                dedup_key=p.dedup_key,
-                ledger_key=p.key,
-                sequence_number=p.sequence_number,
-                event_id=p.event_id,
-                event_source_arn=p.event_source_arn,
+        assert batch.writer is not None
+        failures = [_failure(p) for p, _ in batch.poisons]
+        for n, code in batch.expiring:
+            failures.append(
+                _failure(_poison(n, "RecordExpiring", f"failing transiently ({code}) near expiry"))
             )
-            for p in poisons
-        ]
-        ok = await self.failure_queue.publish(failures, batch.final)
-        for p, published in zip(poisons, ok, strict=True):
+        published = await self.failure_queue.publish(failures, batch.final)
+        waits: list[Any] = []
+        for (p, claimed), status in zip(batch.poisons, published, strict=False):
             batch.stats["failed_permanent"] += 1
             log.warning(
                 "permanent failure %s seq=%s key=%s: %s",
@@ -295,25 +459,66 @@ class Pipeline:
                 p.key,
                 p.reason,
             )
-            if published:
-                batch.stats["dead_lettered"] += 1
-                batch.commits.append(
-                    Commit(p.key, FAILED, error_code=p.error_code, reason=p.reason)
-                )
+            if status is Published.OK or status is Published.REFUSED:
+                if status is Published.OK:
+                    batch.stats["dead_lettered"] += 1
+                    reason = p.reason
+                else:
+                    log.error(
+                        "failure queue refused the record even in its safe form; committed "
+                        "FAILED without it: seq=%s key=%s",
+                        p.sequence_number,
+                        p.key,
+                    )
+                    reason = "failure queue refused the record: " + p.reason
+                if claimed:
+                    waits.append(
+                        (
+                            p.index,
+                            batch.writer.commit(
+                                Commit(p.key, FAILED, error_code=p.error_code, reason=reason)
+                            ),
+                        )
+                    )
             else:
                 # Not on the queue: never lose it; the record comes back and is retried.
-                batch.retry_later(p.key, p.index)
+                if claimed:
+                    await batch.writer.release(p.key)
+                batch.transient.add(p.index)
+        for (n, _), status in zip(batch.expiring, published[len(batch.poisons) :], strict=True):
+            if status is Published.ERROR:
+                batch.transient.add(n.index)
+            else:
+                batch.stats["expiring_parked"] += 1
+        for index, future in waits:
+            if not await future:
+                batch.transient.add(index)
 
-    async def _finish(self, batch: _Batch) -> None:
-        if batch.commits:
-            try:
-                await self.ledger.commit(batch.commits, owner=batch.owner, deadline=batch.final)
-            except LedgerError as exc:
-                # The sends happened: reporting them failed would resend them at once. Their
-                # SENDING entries expire (docs/EXACTLY-ONCE.md, "Commit failure without a crash").
-                log.error("ledger commit failed for %d entries: %s", len(batch.commits), exc)
-        if batch.release:
-            await self.ledger.release(batch.release, owner=batch.owner, deadline=batch.final)
+    def _log_summary(self, batch: _Batch, seconds: float) -> None:
+        stats = batch.stats
+        delivered = stats["sent"] + stats["assumed_sent"]
+        summary = {
+            "message": "batch",
+            **stats,
+            "write_units_per_notification": round(stats["write_units"] / delivered, 3)
+            if delivered
+            else None,
+            "seconds": round(seconds, 3),
+        }
+        log.info(json.dumps(summary, separators=(",", ":")))
+        for (name, code), count in sorted(batch.alarms.items()):
+            log.error(
+                json.dumps(
+                    {
+                        "message": "account fault",
+                        "alarm": "AccountFault",
+                        "dependency": name,
+                        "code": code,
+                        "deferred": count,
+                    },
+                    separators=(",", ":"),
+                )
+            )
 
 
 def _poison(n: Notification, code: str, reason: str) -> Poison:
@@ -330,4 +535,18 @@ def _poison(n: Notification, code: str, reason: str) -> Poison:
         channel=n.channel,
         dedup_key=n.dedup_key,
         event_source_arn=rec.event_source_arn,
+    )
+
+
+def _failure(p: Poison) -> Failure:
+    return Failure(
+        reason=p.reason,
+        error_code=p.error_code,
+        record=p.raw,
+        channel=p.channel,
+        dedup_key=p.dedup_key,
+        ledger_key=p.key,
+        sequence_number=p.sequence_number,
+        event_id=p.event_id,
+        event_source_arn=p.event_source_arn,
     )

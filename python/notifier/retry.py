@@ -109,6 +109,10 @@ class TokenBucket:
             return 0.0
         return -self._tokens / self.rate
 
+    def give_back(self) -> None:
+        """Return one token taken by :meth:`acquire` and not used."""
+        self._tokens = min(self.burst, self._tokens + 1.0)
+
     async def acquire(self, deadline: Deadline | None = None) -> bool:
         """Wait for a token; ``False`` (token returned) if the wait would pass ``deadline``."""
         wait = self.reserve()

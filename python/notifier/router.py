@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from notifier.channels.base import Channel, mask_address
+from notifier.channels.base import Channel, mask_address, scrub
 from notifier.config import Config, Route
+from notifier.ledger import ledger_key
 
 __all__ = ["Notification", "Poison", "Record", "Router"]
 
@@ -94,7 +95,7 @@ class Router:
 
     def _one(self, rec: Any, route: Route, event_type: str) -> Notification | Poison:
         dedup = _text(rec.get(route.dedup_key)) or rec.event_id
-        key = f"{route.channel}#{dedup}"
+        key = ledger_key(route.channel, dedup)
         channel = self.channels[route.channel]
         raw_recipient = rec.get(route.recipient)
         recipient = channel.validate_recipient(raw_recipient)
@@ -136,9 +137,9 @@ def record_error_poison(err: Any) -> Poison:
     exc = err.error
     return Poison(
         index=err.index,
-        key=f"_record#{ident}",
+        key=ledger_key("_record", ident),
         error_code=type(exc).__name__,
-        reason=str(exc)[:500],
+        reason=scrub(str(exc))[:500],
         raw=err.raw,
         sequence_number=err.sequence_number,
         event_id=err.event_id,

@@ -16,6 +16,9 @@ names of the resources and the knobs an operator sets per deployment:
 - ``NOTIFIER_AWS_CLIENTS``: ``fast`` (default: the SES send and the ledger go through
   ``notifier.aws``'s hand-signed clients) or ``aiobotocore`` (every call through aiobotocore).
   SQS and SES quota reads always use aiobotocore.
+- ``NOTIFIER_EXPIRY_GUARD_SECONDS``: a record older than this that fails transiently is
+  written in full to the failure queue before the stream's 24 h retention can drop it
+  (default 72000 = 20 h).
 - ``NOTIFIER_SES_CONFIGURATION_SET``: default SES configuration set of email channels (a
   channel's own ``configuration_set`` option wins).
 """
@@ -59,6 +62,8 @@ class Settings:
     aws_clients: str = "fast"
     #: Default ``configuration_set`` of email channels (``NOTIFIER_SES_CONFIGURATION_SET``).
     configuration_set: str | None = None
+    #: Age (seconds) past which a transiently failing record is parked on the failure queue.
+    expiry_guard_seconds: float = 72_000.0
 
     def __post_init__(self) -> None:
         if self.aws_clients not in AWS_CLIENT_MODES:
@@ -90,6 +95,16 @@ class Settings:
                 raise SettingsError(
                     f"NOTIFIER_MAX_SEND_RATE must be a positive number, got {raw_rate!r}"
                 )
+        raw_guard = env.get("NOTIFIER_EXPIRY_GUARD_SECONDS") or "72000"
+        try:
+            guard = float(raw_guard)
+        except ValueError:
+            guard = -1.0
+        if not 0 < guard < 86_400:
+            raise SettingsError(
+                "NOTIFIER_EXPIRY_GUARD_SECONDS must be a number of seconds between 0 and 86400 "
+                f"(the stream's retention), got {raw_guard!r}"
+            )
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=None,
@@ -103,4 +118,5 @@ class Settings:
             max_send_rate=rate,
             aws_clients=(env.get("NOTIFIER_AWS_CLIENTS") or "fast").strip().lower(),
             configuration_set=env.get("NOTIFIER_SES_CONFIGURATION_SET") or None,
+            expiry_guard_seconds=guard,
         )

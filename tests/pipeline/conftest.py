@@ -125,6 +125,9 @@ def stream_event() -> Callable[..., dict[str, Any]]:
         records = [make_stream_record(i, seed=seed, users=7, event_name="INSERT") for i in range(n)]
         for i, t in (types or {}).items():
             records[i]["dynamodb"]["NewImage"]["event_type"] = {"S": t}
+        now = int(time.time())  # written just now: far from the stream's retention
+        for r in records:
+            r["dynamodb"]["ApproximateCreationDateTime"] = now
         return {"Records": records}
 
     return make

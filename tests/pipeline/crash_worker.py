@@ -1,7 +1,8 @@
 """Run one batch through a real handler and die (``os._exit``) at an injected point.
 
 Usage: python crash_worker.py CONFIG EVENT_JSON QUEUE_URL POINT
-POINT: ``after_claim`` (claimed, nothing marked or sent) or ``after_send`` (sent, not committed).
+POINT: ``after_claim`` (the first claim written, nothing sent) or ``after_send`` (the first send
+answered, its commit not written).
 The AWS environment (endpoint, credentials) is inherited from the parent test.
 """
 
@@ -43,20 +44,23 @@ def main() -> None:
     )
     pipeline = handler.pipeline
     if point == "after_claim":
+        client = pipeline.ledger.client
+        claim = client.update_item
 
-        async def die_before_marking(*args: Any, **kwargs: Any) -> None:
+        async def claim_then_die(**kwargs: Any) -> Any:
+            await claim(**kwargs)
             os._exit(CRASH_CODE)
 
-        pipeline.ledger.mark_sending = die_before_marking  # type: ignore[method-assign]
+        client.update_item = claim_then_die
     elif point == "after_send":
         for channel in pipeline.channels.values():
-            original = channel.send_batch
+            original = channel.send
 
             async def send_then_die(*args: Any, _orig: Any = original, **kwargs: Any) -> Any:
                 await _orig(*args, **kwargs)
                 os._exit(CRASH_CODE)
 
-            channel.send_batch = send_then_die  # type: ignore[method-assign]
+            channel.send = send_then_die  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown crash point {point!r}")
     handler(Path(event_path).read_bytes(), _Context(2_000))

@@ -12,7 +12,7 @@ import pytest
 from pipeline_helpers import FakeContext, ledger_items
 
 from notifier.config import ConfigError
-from notifier.failures import Failure, FailureQueue
+from notifier.failures import Failure, FailureQueue, Published
 from notifier.handler import Handler
 from notifier.local.moto_server import sent_emails
 from notifier.retry import Deadline
@@ -96,7 +96,7 @@ def test_a_record_in_flight_elsewhere_is_reported_not_dropped(
     key = "email#" + event["Records"][2]["dynamodb"]["NewImage"]["event_id"]["S"]
     handler.run(  # on the handler's own loop and client
         handler.ledger.claim(
-            [key],
+            key,
             owner="someone-else",
             lease_until=handler.ledger.clock() + 300,
             deadline=Deadline.after(30),
@@ -134,15 +134,16 @@ def test_failure_messages_are_batched_by_count_and_size_and_huge_records_truncat
     # WHEN published
     ok = asyncio.run(queue.publish(failures, Deadline.after(10)))
     # THEN all are confirmed, in batches of at most 10 and under the request size limit
-    assert ok == [True] * 23
+    assert ok == [Published.OK] * 23
     assert sum(len(b) for b in sqs.batches) == 23
     assert all(len(b) <= 10 for b in sqs.batches)
     assert all(sum(len(e["MessageBody"].encode()) for e in b) <= 256 * 1024 for b in sqs.batches)
-    # AND the huge record was truncated and flagged, the others kept whole
+    # AND the huge record was truncated to fit and flagged with its size, the others kept whole
     bodies = [json.loads(e["MessageBody"]) for b in sqs.batches for e in b]
     huge = [b for b in bodies if b.get("record_truncated")]
     assert len(huge) == 1
-    assert len(huge[0]["record"]) == 200_000
+    assert huge[0]["record_bytes"] == 300_000
+    assert 200_000 < len(huge[0]["record"]) < 240_000
     assert {b["record"] for b in bodies if not b.get("record_truncated")} == {
         json.dumps({"i": i}) for i in range(23) if i != 5
     }

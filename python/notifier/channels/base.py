@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +28,7 @@ __all__ = [
     "Rendered",
     "SendResult",
     "mask_address",
+    "scrub",
 ]
 
 
@@ -72,6 +74,10 @@ class SendResult:
     #: conditions such as a daily quota or a paused account).
     retry_now: bool = True
     attempts: int = 1
+    #: Transient only: a fault of the account or its credentials, not of this message
+    #: (expired token, access denied, sending paused, daily quota, ...). The core stops sending
+    #: on that channel for a while, never dead-letters, and raises one alarm per batch.
+    account_fault: bool = False
 
 
 @runtime_checkable
@@ -88,9 +94,22 @@ class Channel(Protocol):
         """The recipient as the channel needs it, or ``None`` when it is unusable (permanent)."""
         ...
 
-    async def send_batch(self, messages: Sequence[Message], deadline: Deadline) -> list[SendResult]:
-        """Send every message (concurrently, bounded); one result per message, in order.
-        Messages not attempted before the deadline come back TRANSIENT."""
+    async def reserve(self, deadline: Deadline) -> bool:
+        """Wait until a first attempt may start (the channel's rate limit); ``False`` when it
+        cannot before ``deadline``. The core claims the ledger key only after this, so no claim
+        waits on a rate limit."""
+        ...
+
+    def unreserve(self) -> None:
+        """Hand back a reservation that will not be used (the key was a duplicate)."""
+        ...
+
+    async def send(
+        self, message: Message, deadline: Deadline, *, reserved: bool = False
+    ) -> SendResult:
+        """Deliver one message, with the channel's own retries, never past ``deadline``;
+        ``reserved``: :meth:`reserve` was called for the first attempt. The core runs many of
+        these at once (its own bounded concurrency)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -104,6 +123,14 @@ def mask_address(address: object) -> str:
     if not sep:
         return "***"
     return f"{local[:1]}***@{domain}"
+
+
+_ADDRESS = re.compile(r"[^\s@<>\"',;:()\[\]]+@[^\s@<>\"',;:()\[\]]+")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every email address in it masked (``u***@example.com``)."""
+    return _ADDRESS.sub(lambda m: mask_address(m.group(0)), text)
 
 
 @dataclass
@@ -131,22 +158,34 @@ class ConcurrentChannel:
     async def send_one(self, message: Message) -> SendResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    async def reserve(self, deadline: Deadline) -> bool:
+        if deadline.expired():
+            return False
+        return self.rate_limiter is None or await self.rate_limiter.acquire(deadline)
+
+    def unreserve(self) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.give_back()
+
     async def send_batch(self, messages: Sequence[Message], deadline: Deadline) -> list[SendResult]:
+        """Send every message (at most ``concurrency`` at once); one result per message."""
         sem = asyncio.Semaphore(self.concurrency)
 
         async def one(msg: Message) -> SendResult:
             async with sem:
-                return await self._with_retries(msg, deadline)
+                return await self.send(msg, deadline)
 
         return list(await asyncio.gather(*(one(m) for m in messages)))
 
-    async def _with_retries(self, msg: Message, deadline: Deadline) -> SendResult:
+    async def send(self, msg: Message, deadline: Deadline, *, reserved: bool = False) -> SendResult:
         attempt = 0
         last: SendResult | None = None
         while True:
             if deadline.expired():
                 break
-            if self.rate_limiter is not None and not await self.rate_limiter.acquire(deadline):
+            if reserved and attempt == 0:
+                pass  # the first attempt's token was taken by reserve()
+            elif self.rate_limiter is not None and not await self.rate_limiter.acquire(deadline):
                 break
             attempt += 1
             try:
@@ -161,6 +200,7 @@ class ConcurrentChannel:
                 result = SendResult(Outcome.UNKNOWN, code=type(exc).__name__, reason=str(exc)[:200])
             result.attempts = attempt
             retryable = result.outcome is Outcome.TRANSIENT and result.retry_now
+            retryable = retryable and not result.account_fault
             if result.outcome is Outcome.UNKNOWN and self.unknown_outcome == "retry":
                 retryable = True
             if not retryable:

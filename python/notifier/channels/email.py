@@ -7,16 +7,22 @@ the same ``async send_email(**kwargs) -> {"MessageId": ...}`` that raises botoco
 outcome; retries, rate limit and concurrency come from
 :class:`~notifier.channels.base.ConcurrentChannel`.
 
-Classification (SESv2 SendEmail errors, plus transport failures):
+Classification (SESv2 SendEmail errors, plus transport failures; the full table with every
+code is in docs/EXACTLY-ONCE.md, "Errors and their verdicts"):
 
-- TRANSIENT, retried now: ``TooManyRequestsException`` (429), v1 ``Throttling``, any HTTP 5xx,
-  connection refused / connect timeout (the request never left).
-- TRANSIENT, not retried in this invocation (long-lived, account-wide: the records stay on
-  the stream until an operator fixes it, they are not dead-lettered): ``LimitExceededException``
-  (daily quota), ``AccountSuspendedException``, ``SendingPausedException``,
-  ``MailFromDomainNotVerifiedException``, ``NotFoundException`` (configuration set missing).
-- PERMANENT for this message: ``MessageRejected``, ``BadRequestException`` (invalid address or
-  content), v1 ``InvalidParameterValue``, and any other 4xx.
+- TRANSIENT, retried now with backoff: ``TooManyRequestsException`` (429), v1 ``Throttling``,
+  any HTTP 5xx, connection refused / connect timeout (the request never left).
+- TRANSIENT, an **account fault** (not retried in this invocation, never dead-lettered, one
+  alarm per batch, the channel paused with backoff): HTTP 401/403 (``ExpiredTokenException``,
+  ``UnrecognizedClientException``, ``InvalidClientTokenId``, ``InvalidSignatureException``,
+  ``SignatureDoesNotMatch``, ``AccessDeniedException``, ``RequestTimeTooSkewed``,
+  ``MissingAuthenticationToken``), 408 ``RequestTimeout``, ``LimitExceededException`` (daily
+  quota), ``AccountSuspendedException``, ``SendingPausedException``,
+  ``MailFromDomainNotVerifiedException``, ``NotFoundException`` (configuration set or identity),
+  ``MessageRejected`` that names an unverified identity (sandbox or sender), any 4xx code not
+  listed here (unknown: never blamed on the message), and missing credentials.
+- PERMANENT for this message: ``MessageRejected`` (content), ``BadRequestException`` and v1
+  ``InvalidParameterValue`` (invalid address or content).
 - UNKNOWN: read timeout, connection closed or reset after the request was sent.
 """
 
@@ -35,18 +41,43 @@ from notifier.channels.base import (
     Outcome,
     SendResult,
     client_error_code,
+    scrub,
 )
 
-__all__ = ["EmailChannel", "EmailOptions", "SendEmailClient", "classify_exception"]
+__all__ = [
+    "ACCOUNT_FAULTS",
+    "EmailChannel",
+    "EmailOptions",
+    "SendEmailClient",
+    "classify_exception",
+]
 
 _THROTTLE = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException"})
-_ACCOUNT_WIDE = frozenset(
+#: Faults of the account or of the request's credentials: never the message's fault.
+ACCOUNT_FAULTS = frozenset(
     {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "AccessDeniedException",
+        "AccessDenied",
+        "RequestTimeTooSkewed",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        "RequestTimeout",
+        "RequestTimeoutException",
         "LimitExceededException",
         "AccountSuspendedException",
         "SendingPausedException",
         "MailFromDomainNotVerifiedException",
         "NotFoundException",
+        "ConfigurationSetDoesNotExist",
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
     }
 )
 _PERMANENT = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
@@ -61,8 +92,7 @@ _NOT_SENT = frozenset(
         "ConnectionRefusedError",
     }
 )
-
-
+_UNVERIFIED = re.compile(r"not verified|identities failed the check", re.IGNORECASE)
 #: Characters that never belong in an address we send to (header injection, lists, spaces).
 _UNSAFE = re.compile(r"[\s<>,;]")
 
@@ -86,21 +116,44 @@ class EmailOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
 
 
 def classify_exception(exc: BaseException) -> SendResult:
-    """Map an exception from ``send_email`` to a classified result."""
+    """Map an exception from ``send_email`` to a classified result (no address in its reason)."""
     code, status = client_error_code(exc)
-    reason = str(exc)[:300]
+    reason = scrub(str(exc))[:300]
     if code is not None or status is not None:
+        if code in ACCOUNT_FAULTS or status in (401, 403, 408):
+            return SendResult(
+                Outcome.TRANSIENT,
+                code=code or f"HTTP{status}",
+                reason=reason,
+                retry_now=False,
+                account_fault=True,
+            )
         if code in _THROTTLE or status == 429:
             return SendResult(Outcome.TRANSIENT, code=code or "HTTP429", reason=reason)
-        if code in _ACCOUNT_WIDE:
-            return SendResult(Outcome.TRANSIENT, code=code, reason=reason, retry_now=False)
         if status is not None and status >= 500:
             return SendResult(Outcome.TRANSIENT, code=code or f"HTTP{status}", reason=reason)
-        if code in _PERMANENT or (status is not None and 400 <= status < 500):
-            return SendResult(Outcome.PERMANENT, code=code or f"HTTP{status}", reason=reason)
-        return SendResult(Outcome.TRANSIENT, code=code, reason=reason)
+        if code == "MessageRejected" and _UNVERIFIED.search(str(exc)):
+            # SES names an unverified identity (sandbox recipient or sender): the account's setup.
+            return SendResult(
+                Outcome.TRANSIENT, code=code, reason=reason, retry_now=False, account_fault=True
+            )
+        if code in _PERMANENT:
+            return SendResult(Outcome.PERMANENT, code=code, reason=reason)
+        # Any other 4xx (or an unknown code): not known to be this message's fault.
+        return SendResult(
+            Outcome.TRANSIENT,
+            code=code or f"HTTP{status}",
+            reason=reason,
+            retry_now=False,
+            account_fault=True,
+        )
     name = type(exc).__name__
-    if name in _NOT_SENT or any(t.__name__ in _NOT_SENT for t in type(exc).__mro__):
+    mro = {t.__name__ for t in type(exc).__mro__}
+    if mro & {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}:
+        return SendResult(
+            Outcome.TRANSIENT, code=name, reason=reason, retry_now=False, account_fault=True
+        )
+    if mro & _NOT_SENT:
         return SendResult(Outcome.TRANSIENT, code=name, reason=reason)
     return SendResult(Outcome.UNKNOWN, code=name, reason=reason)
 
