@@ -117,6 +117,8 @@ class ClaimResult:
     message_id: str | None = None
     #: ERROR / REJECTED: the DynamoDB error code (or ``"Deadline"``).
     code: str | None = None
+    #: ERROR only: the last attempt got no answer, so the claim may have been written.
+    uncertain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +281,7 @@ class Ledger:
                 # The write may have happened: a repeat passes on "#o = :owner" if it did.
                 if await self.backoff.wait(attempt, deadline):
                     continue
-                return ClaimResult(ClaimStatus.ERROR, code="Deadline")
+                return ClaimResult(ClaimStatus.ERROR, code="Deadline", uncertain=True)
             except Exception as exc:
                 code = _error_code(exc)
                 if code == "ConditionalCheckFailedException":
@@ -298,7 +300,7 @@ class Ledger:
                     attempt, deadline
                 ):
                     continue
-                return ClaimResult(ClaimStatus.ERROR, code=code)
+                return ClaimResult(ClaimStatus.ERROR, code=code, uncertain=_is_transport(exc))
             self._reported(resp.get("ConsumedCapacity"))
             return ClaimResult(ClaimStatus.CLAIMED)
 
@@ -380,6 +382,31 @@ class Ledger:
         return await self.batch_write(
             [{"PutRequest": {"Item": self.commit_item(commit, owner)}}], deadline
         )
+
+    async def release_if_ours(self, key: str, *, owner: str, deadline: Deadline) -> bool:
+        """Delete ``key`` if ``owner`` holds it (after a claim whose answer was lost: it may or
+        may not have been written). ``True`` when the key is surely not ours any more."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.write_units += 1
+            try:
+                await self._call(
+                    "DeleteItem",
+                    self.client.delete_item,
+                    deadline,
+                    TableName=self.table,
+                    Key={"pk": {"S": key}},
+                    ConditionExpression="#o = :owner",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}},
+                )
+                return True
+            except Exception as exc:
+                if _error_code(exc) == "ConditionalCheckFailedException":
+                    return True  # never written, or not ours
+                if not await self.backoff.wait(attempt, deadline):
+                    return False
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The ledger item for ``key`` as plain strings (for tests and operators)."""

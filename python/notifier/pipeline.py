@@ -342,36 +342,58 @@ class Pipeline:
         self, n: Notification, rendered: Any, batch: _Batch, slots: asyncio.Semaphore
     ) -> None:
         channel = self.channels[n.channel]
-        go, probe = await self._gate(n.channel, batch)
-        if not go:
-            self._transient(n, batch, "AccountFault")
-            return
         breaker = self.breaker(n.channel)
-        async with slots:
-            if not await channel.reserve(batch.work):
-                breaker.settle(probe, False, None)
-                self._transient(n, batch, "DeadlineReached")
+        while True:
+            go, probe = await self._gate(n.channel, batch)
+            if not go:
+                self._transient(n, batch, "AccountFault")
                 return
-            claim, _ = await self._claim(n.key, batch, SENDING)
-            if claim is None or claim.status is not ClaimStatus.CLAIMED:
-                channel.unreserve()
-                if probe:
-                    breaker.probing = False  # someone else probes
-                await self._not_claimed(n, claim, batch)
+            async with slots:
+                if probe is None and breaker.cooldown > 0.0:
+                    continue  # paused while we waited for the slot: wait outside it
+                if not await channel.reserve(batch.work):
+                    breaker.settle(probe, False, None)
+                    self._transient(n, batch, "DeadlineReached")
+                    return
+                if probe is None and breaker.cooldown > 0.0:
+                    channel.unreserve()
+                    continue
+                await self._claim_and_send(n, rendered, batch, channel, breaker, probe)
                 return
-            msg = Message(
-                key=n.key,
-                recipient=n.recipient,
-                sender=n.sender or self.default_sender,
-                rendered=rendered,
-                locale=n.locale,
-            )
-            result = await channel.send(msg, batch.work, reserved=True)
-            breaker.settle(probe, result.account_fault, result.code)
-            await self._settle(n, result, batch)
+
+    async def _claim_and_send(
+        self,
+        n: Notification,
+        rendered: Any,
+        batch: _Batch,
+        channel: Channel,
+        breaker: Breaker,
+        probe: bool | None,
+    ) -> None:
+        claim, _ = await self._claim(n.key, batch, SENDING)
+        if claim is None or claim.status is not ClaimStatus.CLAIMED:
+            channel.unreserve()
+            if probe:
+                breaker.probing = False  # let another notification probe
+            await self._not_claimed(n, claim, batch)
+            return
+        msg = Message(
+            key=n.key,
+            recipient=n.recipient,
+            sender=n.sender or self.default_sender,
+            rendered=rendered,
+            locale=n.locale,
+        )
+        result = await channel.send(msg, batch.work, reserved=True)
+        breaker.settle(probe, result.account_fault, result.code)
+        await self._settle(n, result, batch)
 
     async def _not_claimed(self, n: Notification, claim: ClaimResult | None, batch: _Batch) -> None:
         if claim is None or claim.status is ClaimStatus.ERROR:
+            if claim is not None and claim.uncertain:
+                # The claim may have been written: give it back, so no SENDING entry is left
+                # that a later owner would take for a send (it would be lost under assume_sent).
+                await self.ledger.release_if_ours(n.key, owner=batch.owner, deadline=batch.final)
             self._transient(n, batch, claim.code if claim else "LedgerPaused")
         elif claim.status is ClaimStatus.DUPLICATE:
             batch.stats["duplicates"] += 1
@@ -430,6 +452,8 @@ class Pipeline:
     async def _claim_poison(self, p: Poison, batch: _Batch, slots: asyncio.Semaphore) -> None:
         async with slots:
             claim, _ = await self._claim(p.key, batch, PENDING)
+            if claim is not None and claim.uncertain:
+                await self.ledger.release_if_ours(p.key, owner=batch.owner, deadline=batch.final)
         if claim is None or claim.status in (ClaimStatus.ERROR, ClaimStatus.IN_FLIGHT):
             if claim is not None and claim.status is ClaimStatus.IN_FLIGHT:
                 batch.stats["in_flight"] += 1
