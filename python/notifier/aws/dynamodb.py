@@ -16,7 +16,9 @@ from the service), per-call hook dispatch and endpoint-ruleset evaluation (the r
 endpoint is used; account-ID-based endpoints are not), user-agent assembly. Unlike botocore,
 a request whose outcome is unknown (connection lost or read timeout after sending) is NOT
 retried silently: :class:`~notifier.aws.errors.OutcomeUnknownError` is raised for the caller
-(conditional writes make the retry safe, but the caller should know).
+(conditional writes make the retry safe, but the caller should know). A request that could
+not be built or signed raises :class:`~notifier.aws.errors.RequestNotSentError` at once (no
+retry); a clock-skew rejection is corrected from the server's ``Date`` and retried once.
 """
 
 from __future__ import annotations
@@ -216,9 +218,12 @@ class DynamoDBClient(FastClient):
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call ``operation`` with botocore-shaped ``params``; botocore-shaped result."""
         attempt = 0
+        skew_retried = False
         while True:
             attempt += 1
-            url, headers, body = self.build_request(operation, params)
+            url, headers, body = self._build(
+                lambda: self.build_request(operation, params), operation
+            )
             last = attempt >= self.max_attempts
             try:
                 status, resp_headers, payload = await self._transport.post(
@@ -249,7 +254,14 @@ class DynamoDBClient(FastClient):
                 meta["RetryAttempts"] = attempt - 1
                 result["ResponseMetadata"] = meta
                 return dict(result)
-            retryable = status in _RETRY_STATUS or self._code_of(payload) in _RETRY_CODES
+            code = self._code_of(payload)
+            if not skew_retried and self._corrected_skew(code, resp_headers):
+                # A rejected signature was never acted upon: re-sign with the learned clock
+                # offset and retry once, without spending an attempt.
+                skew_retried = True
+                attempt -= 1
+                continue
+            retryable = status in _RETRY_STATUS or code in _RETRY_CODES
             if not retryable or last:
                 raise _error(status, resp_headers, payload, operation, attempt, retryable)
             await self._backoff(attempt)
