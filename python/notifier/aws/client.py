@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from notifier.aws.endpoint import resolve_region
 from notifier.aws.errors import RequestNotSentError
+from notifier.aws.pooled import DEFAULT_MAX_RESPONSE_BYTES
 from notifier.aws.rawhttp import RawHttpTransport
 from notifier.aws.sigv4 import CredentialSource, SigV4Signer
 from notifier.aws.transport import HttpTransport
@@ -85,6 +86,7 @@ class PoolSettings(NamedTuple):
     connect_timeout: float
     read_timeout: float
     keepalive_timeout: float
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class FastClient:
@@ -128,6 +130,7 @@ class FastClient:
             connect_timeout=pool.connect_timeout,
             read_timeout=pool.read_timeout,
             keepalive_timeout=pool.keepalive_timeout,
+            max_response_bytes=pool.max_response_bytes,
             ca_bundle=session.get_config_variable("ca_bundle") or None,
         )
 

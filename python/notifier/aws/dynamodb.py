@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
 from notifier.aws.endpoint import configured_endpoint
 from notifier.aws.errors import RequestNotSentError
+from notifier.aws.pooled import DEFAULT_MAX_RESPONSE_BYTES
 from notifier.aws.responses import response_metadata, type_code
 from notifier.aws.sigv4 import CredentialSource
 
@@ -182,6 +183,7 @@ class DynamoDBClient(FastClient):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         keepalive_timeout: float = 15.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_attempts: int = 3,
         body_encoding: Literal["botocore", "compact"] = "compact",
         clock: Callable[[], float] = time.time,
@@ -190,7 +192,13 @@ class DynamoDBClient(FastClient):
         self._set_up(
             _SERVICE,
             ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
-            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
+            PoolSettings(
+                max_connections,
+                connect_timeout,
+                read_timeout,
+                keepalive_timeout,
+                max_response_bytes,
+            ),
         )
         if body_encoding == "compact":
             import orjson

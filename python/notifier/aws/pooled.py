@@ -13,6 +13,7 @@ the proxy from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (``botocore.utils
 
 from __future__ import annotations
 
+import select
 from urllib.parse import urlsplit
 
 from notifier.aws.errors import OutcomeUnknownError, RequestNotSentError, UnsafeHeaderError
@@ -22,6 +23,7 @@ __all__ = [
     "PooledTransport",
     "check_header_block",
     "environ_proxy",
+    "peer_spoke",
     "redact_url",
 ]
 
@@ -43,6 +45,19 @@ def environ_proxy(endpoint_url: str) -> str | None:
     if proxy.startswith("//"):
         return "http:" + proxy
     return "http://" + proxy
+
+
+def peer_spoke(fd: int) -> bool:
+    """Whether socket ``fd`` has an unread EOF or bytes: an idle keep-alive socket has neither.
+
+    The event loop learns of a peer's close or stray bytes only when it next polls; a pooled
+    connection is checked with this one ``poll(2)`` before it is reused.
+    """
+    if fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def redact_url(url: str) -> str:

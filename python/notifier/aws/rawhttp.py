@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import select
 import ssl
 import time
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ import httptools
 from multidict import CIMultiDict
 
 from notifier.aws.errors import MalformedResponseError, ResponseTooLargeError
-from notifier.aws.pooled import PooledTransport, check_header_block
+from notifier.aws.pooled import PooledTransport, check_header_block, peer_spoke
 
 __all__ = ["MAX_HEAD_BYTES", "ProxyTunnelError", "RawHttpTransport"]
 
@@ -54,15 +53,6 @@ class ProxyTunnelError(ConnectionError):
 
 class _UnsolicitedError(Exception):
     """A response started while no request was in flight (raised inside a parser callback)."""
-
-
-def _readable_now(fd: int) -> bool:
-    """Whether ``fd`` has a pending EOF or bytes (an idle keep-alive socket must have neither)."""
-    if fd < 0:
-        return False
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
 
 
 class _Connection(asyncio.Protocol):
@@ -208,7 +198,7 @@ class _Connection(asyncio.Protocol):
             or not self.reusable
             or transport is None
             or transport.is_closing()
-            or _readable_now(self.fd)
+            or peer_spoke(self.fd)
         )
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
 from notifier.aws.endpoint import SIGNING_NAME, resolve_sesv2_endpoint
+from notifier.aws.pooled import DEFAULT_MAX_RESPONSE_BYTES
 from notifier.aws.responses import parse_error, response_metadata
 from notifier.aws.sigv4 import CredentialSource
 
@@ -124,6 +125,7 @@ class SESv2Client(FastClient):
     session's provider chain), ``session`` (a ``botocore.session.Session``), ``max_connections``
     (pool bound, default 64), ``connect_timeout`` / ``read_timeout`` seconds, ``keepalive_timeout``
     (seconds an idle connection is kept; keep it below the server's idle timeout),
+    ``max_response_bytes`` (a longer response body is refused as outcome unknown),
     ``body_encoding`` (``"compact"``, the default, or ``"botocore"`` for byte-identical bodies;
     see :data:`BodyEncoding`), ``clock`` (epoch seconds, for tests), ``transport`` (``"raw"``,
     the default: :class:`~notifier.aws.rawhttp.RawHttpTransport`; ``"aiohttp"``:
@@ -141,6 +143,7 @@ class SESv2Client(FastClient):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         keepalive_timeout: float = 15.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         body_encoding: BodyEncoding = "compact",
         clock: Callable[[], float] = time.time,
         transport: TransportName = "raw",
@@ -148,7 +151,13 @@ class SESv2Client(FastClient):
         self._set_up(
             _SERVICE,
             ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
-            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
+            PoolSettings(
+                max_connections,
+                connect_timeout,
+                read_timeout,
+                keepalive_timeout,
+                max_response_bytes,
+            ),
         )
         self._user_agent = _user_agent()
         if body_encoding == "compact":

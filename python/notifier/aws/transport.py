@@ -16,18 +16,74 @@ read ``.netrc``) stays off.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Mapping
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 from yarl import URL
 
 from notifier.aws.errors import ResponseTooLargeError
-from notifier.aws.pooled import PooledTransport, check_header_block
+from notifier.aws.pooled import PooledTransport, check_header_block, peer_spoke
 
 __all__ = ["HttpTransport"]
+
+
+class _CountingHandler(ResponseHandler):
+    """aiohttp's protocol, counting the bytes it receives (to spot bytes that came while idle)."""
+
+    received = 0
+    #: ``received`` when the connection went back to the pool.
+    received_at_release = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        super().data_received(data)
+
+
+def _stale(proto: ResponseHandler) -> bool:
+    if isinstance(proto, _CountingHandler) and proto.received != proto.received_at_release:
+        return True  # bytes arrived while idle: aiohttp would read them as the next answer
+    transport = proto.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is not None and peer_spoke(sock.fileno())
+
+
+class _FreshConnector(aiohttp.TCPConnector):
+    """A TCPConnector that never reuses a connection its peer wrote to or closed while idle.
+
+    aiohttp (3.14) feeds bytes that arrive on an idle pooled connection to its parser and
+    hands them to the next request as its response, and reuses a connection whose FIN the
+    loop has not read yet. This checks each idle connection before ``_get`` may hand it out.
+    (``_factory``, ``_release``, ``_get`` and ``_conns`` are aiohttp internals: the
+    conformance tests fail if a new aiohttp changes them.)
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = functools.partial(
+            cast(type[ResponseHandler], _CountingHandler), loop=self._loop
+        )
+
+    def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        if isinstance(protocol, _CountingHandler):
+            protocol.received_at_release = protocol.received
+        super()._release(key, protocol, should_close=should_close)
+
+    async def _get(self, key: Any, traces: Any) -> Any:
+        conns = self._conns.get(key)
+        if conns:
+            stale = [item for item in conns if _stale(item[0])]
+            for item in stale:
+                conns.remove(item)
+                item[0].close()
+            if not conns:
+                del self._conns[key]
+        return await super()._get(key, traces)
 
 
 class HttpTransport(PooledTransport):
@@ -57,7 +113,7 @@ class HttpTransport(PooledTransport):
                 self._proxy_auth = aiohttp.BasicAuth(unquote(p.username), unquote(p.password or ""))
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
+        connector = _FreshConnector(
             ssl=ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True,
             limit=self._max_connections,
             keepalive_timeout=self._keepalive_timeout,
