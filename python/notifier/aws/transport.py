@@ -16,6 +16,7 @@ read ``.netrc``) stays off.
 
 from __future__ import annotations
 
+import base64
 import functools
 import ssl
 from collections.abc import Mapping
@@ -100,7 +101,7 @@ class HttpTransport(PooledTransport):
         #: Parsed URLs by text: aiohttp parses a ``str`` URL on every request.
         self._urls: dict[str, URL] = {}
         self._proxy: URL | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._proxy_headers: dict[str, str] | None = None
         if self.proxy_url is not None:
             p = urlsplit(self.proxy_url)
             if p.scheme != "http" or not p.hostname:
@@ -110,7 +111,10 @@ class HttpTransport(PooledTransport):
             host = f"[{p.hostname}]" if ":" in p.hostname else p.hostname
             self._proxy = URL(f"http://{host}:{p.port or 80}")
             if p.username is not None:
-                self._proxy_auth = aiohttp.BasicAuth(unquote(p.username), unquote(p.password or ""))
+                creds = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+                self._proxy_headers = {
+                    "Proxy-Authorization": "Basic " + base64.b64encode(creds).decode("ascii")
+                }
 
     def _open(self) -> aiohttp.ClientSession:
         connector = _FreshConnector(
@@ -152,7 +156,7 @@ class HttpTransport(PooledTransport):
                 data=body,
                 headers=CIMultiDict(headers),
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
             ) as resp:
                 return resp.status, resp.headers, await self._read(resp)
         except (
