@@ -1,5 +1,9 @@
 """CPU per SESv2 send: aiobotocore vs notifier's fast client vs a bare aiohttp POST (the floor).
 
+``notifier`` is the fast client on its default transport (asyncio protocol + llhttp through
+httptools); ``notifier-aiohttp`` the same client with ``transport="aiohttp"`` (aiohttp's client
+and its own llhttp parser), untracked: it documents the choice in docs/TRANSPORT.md.
+
 Each round sends N emails at concurrency 64 from one event loop to the zero-latency stub; the
 timer is ``time.process_time`` (CPU of this process only), so the mean is CPU seconds per N
 sends. ``extra_info["cpu_per_send_us"]`` is the per-send figure report.py compares.
@@ -21,7 +25,7 @@ from notifier.aws import SESv2Client, serialize_send_email
 from stub_aws import StubAws
 
 CONCURRENCY = 64
-LIBS = ["aiobotocore", "notifier", "aiohttp-floor"]
+LIBS = ["aiobotocore", "notifier", "notifier-aiohttp", "aiohttp-floor"]
 
 
 def _email(i: int) -> dict[str, Any]:
@@ -64,9 +68,13 @@ async def _sender(lib: str, url: str, stack: AsyncExitStack) -> Sender:
             return str((await client.send_email(**params))["MessageId"])
 
         return via_sdk
-    if lib == "notifier":
+    if lib in ("notifier", "notifier-aiohttp"):
         fast = await stack.enter_async_context(
-            SESv2Client(endpoint_url=url, max_connections=CONCURRENCY)
+            SESv2Client(
+                endpoint_url=url,
+                max_connections=CONCURRENCY,
+                transport="raw" if lib == "notifier" else "aiohttp",
+            )
         )
 
         async def via_fast(params: dict[str, Any]) -> str:
