@@ -147,6 +147,19 @@ def test_oversize_body_is_refused(transport: str, framing: str) -> None:
     assert isinstance(info.value.__cause__, ResponseTooLargeError)
 
 
+@pytest.mark.parametrize("framing", ["length", "close"])
+def test_large_body_within_the_cap_is_read(transport: str, framing: str) -> None:
+    # GIVEN a server answering a 600 KiB body (more than one socket read), keeping the
+    # connection open after a length-framed answer
+    body = b'{"MessageId":"big","Pad":"' + b"x" * 600_000 + b'"}'
+    if framing == "length":
+        handler, _ = _answer_then(http_response(body), then_close=False)
+    else:
+        handler, _ = _answer_then(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+    # WHEN sending with the default cap THEN the whole body is read
+    assert _send_once(handler, transport)["MessageId"] == "big"
+
+
 def test_oversize_head_is_refused(transport: str) -> None:
     # GIVEN a server whose answer has a 200 KiB header
     payload = b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}"

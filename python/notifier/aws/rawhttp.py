@@ -74,6 +74,7 @@ class _Connection(asyncio.Protocol):
         self.header_list: list[tuple[bytes, bytes]] = []
         self.body = bytearray()
         self.head_bytes = 0
+        self.header_size = 0
         self.in_head = True
         self.interim = False
         self.until_close = False
@@ -93,9 +94,6 @@ class _Connection(asyncio.Protocol):
             return
         if self.in_head:
             self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES + len(self.body):
-                self._fail(ResponseTooLargeError(f"response head over {MAX_HEAD_BYTES} bytes"))
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -113,6 +111,9 @@ class _Connection(asyncio.Protocol):
                 self.close()
             else:
                 self._fail(MalformedResponseError(f"malformed response: {exc}"))
+            return
+        if self.in_head and self.head_bytes > MAX_HEAD_BYTES:  # a head that never ends
+            self._fail(ResponseTooLargeError(f"response head over {MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool:
         self.reusable = False
@@ -124,7 +125,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.until_close and not self.in_head:
+        if self.until_close and not self.in_head and exc is None:  # an orderly close ends it
             self.waiter = None
             waiter.set_result(self._response())
         elif self.started:
@@ -141,6 +142,9 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_list.append((name, value))
+        self.header_size += len(name) + len(value) + 4
+        if self.header_size > MAX_HEAD_BYTES:
+            raise ResponseTooLargeError(f"response head over {MAX_HEAD_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
