@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from notifier.aws import OutcomeUnknownError, RequestNotSentError, SESv2Client
+from notifier.aws import DynamoDBClient, OutcomeUnknownError, RequestNotSentError, SESv2Client
 from notifier.aws.errors import MalformedResponseError, ResponseTooLargeError, UnsafeHeaderError
 
 from .servers import http_response, raw_server, read_http_head, reset
@@ -480,3 +480,28 @@ def test_missing_credentials_is_not_sent_with_botocore_error(transport: str) -> 
 
     assert isinstance(info.value.__cause__, NoCredentialsError)
     assert not any(received)
+
+
+def test_dynamodb_unbuildable_request_is_not_sent_nor_retried(transport: str) -> None:
+    # GIVEN a server counting connections, and an item that cannot be encoded
+    handler, received = _counting_server()
+
+    async def scenario() -> None:
+        async with (
+            raw_server(handler) as url,
+            DynamoDBClient(
+                region_name="us-east-1",
+                endpoint_url=url,
+                credentials=Credentials("a", "b"),
+                transport=transport,  # type: ignore[arg-type]
+            ) as client,
+        ):
+            await client.put_item(TableName="t", Item={"pk": {"S": object()}})
+
+    # WHEN writing the item
+    with pytest.raises(RequestNotSentError) as info:
+        asyncio.run(scenario())
+    # THEN nothing was sent, and the local failure was raised at once (no connection at all)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert info.value.operation == "PutItem"
+    assert received == []

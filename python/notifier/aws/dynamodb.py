@@ -165,7 +165,7 @@ _SERVICE = ServiceSpec("dynamodb", resolve_dynamodb_endpoint, "/", _CONTENT_TYPE
 
 
 class DynamoDBClient(FastClient):
-    """DynamoDB's item-write and item-read calls over one keep-alive aiohttp pool.
+    """DynamoDB's item-write and item-read calls over one keep-alive connection pool.
 
     Arguments as :class:`notifier.aws.SESv2Client`, plus ``max_attempts`` (default 3, as
     botocore's standard retry mode) and ``body_encoding`` (``"compact"``: orjson;

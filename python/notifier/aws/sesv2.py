@@ -118,7 +118,7 @@ _SERVICE = ServiceSpec(SIGNING_NAME, resolve_sesv2_endpoint, SEND_EMAIL_PATH)
 
 
 class SESv2Client(FastClient):
-    """SESv2 ``send_email`` over one keep-alive aiohttp session; see the module docstring.
+    """SESv2 ``send_email`` over one keep-alive connection pool; see the module docstring.
 
     Arguments (all optional, keyword-only): ``region_name``, ``endpoint_url`` (else resolved
     like botocore), ``credentials`` (anything with ``get_frozen_credentials()``; else the
