@@ -256,6 +256,15 @@ def test_without_the_ca_bundle_tls_fails_as_not_sent(transport: str, pki: Pki) -
     assert at_origin.lines == []
 
 
+def test_unreadable_ca_bundle_is_not_sent(transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN AWS_CA_BUNDLE naming a file that does not exist
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/nonexistent/ca.pem")
+    # WHEN sending to an https endpoint THEN the failure is typed: nothing was sent
+    with pytest.raises(RequestNotSentError) as info:
+        asyncio.run(_send("https://127.0.0.1:9", transport))
+    assert isinstance(info.value.__cause__, OSError)
+
+
 def test_config_file_ca_bundle_is_honoured(
     transport: str, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

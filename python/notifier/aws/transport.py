@@ -149,7 +149,10 @@ class HttpTransport(PooledTransport):
                 parsed = self._urls[url] = URL(url, encoded=True)
         except ValueError as exc:
             raise self._not_sent(operation, repr(exc), connecting=False) from exc
-        http = self._http or self._open()
+        try:
+            http = self._http or self._open()
+        except (OSError, ValueError) as exc:  # e.g. an unreadable CA bundle
+            raise self._not_sent(operation, repr(exc)) from exc
         try:
             async with http.post(
                 parsed,
