@@ -77,13 +77,13 @@ class _FreshConnector(aiohttp.TCPConnector):
 
     async def _get(self, key: Any, traces: Any) -> Any:
         conns = self._conns.get(key)
-        if conns:
-            stale = [item for item in conns if _stale(item[0])]
-            for item in stale:
-                conns.remove(item)
-                item[0].close()
-            if not conns:
-                del self._conns[key]
+        # aiohttp hands out the oldest idle connection first: check only the ones it would
+        # take, one poll each, until a fresh one leads the queue.
+        while conns and _stale(conns[0][0]):
+            proto, _ = conns.popleft()
+            proto.close()
+        if conns is not None and not conns:
+            del self._conns[key]
         return await super()._get(key, traces)
 
 
