@@ -1,4 +1,9 @@
-"""CPU per SESv2 send: aiobotocore vs notifier's fast client vs a bare aiohttp POST (the floor).
+"""CPU per SESv2 send: aiobotocore vs notifier's fast client vs a bare aiohttp POST (the floor);
+and CPU per response parse: llhttp through httptools (the raw transport) vs aiohttp's parsers.
+
+``notifier`` is the fast client on its default transport (asyncio protocol + llhttp through
+httptools); ``notifier-aiohttp`` the same client with ``transport="aiohttp"`` (aiohttp's client
+and its own llhttp parser), untracked: it documents the choice in docs/TRANSPORT.md.
 
 Each round sends N emails at concurrency 64 from one event loop to the zero-latency stub; the
 timer is ``time.process_time`` (CPU of this process only), so the mean is CPU seconds per N
@@ -18,10 +23,11 @@ import aiohttp
 import pytest
 
 from notifier.aws import SESv2Client, serialize_send_email
+from notifier.aws.rawhttp import _Connection
 from stub_aws import StubAws
 
 CONCURRENCY = 64
-LIBS = ["aiobotocore", "notifier", "aiohttp-floor"]
+LIBS = ["aiobotocore", "notifier", "notifier-aiohttp", "aiohttp-floor"]
 
 
 def _email(i: int) -> dict[str, Any]:
@@ -64,9 +70,13 @@ async def _sender(lib: str, url: str, stack: AsyncExitStack) -> Sender:
             return str((await client.send_email(**params))["MessageId"])
 
         return via_sdk
-    if lib == "notifier":
+    if lib in ("notifier", "notifier-aiohttp"):
         fast = await stack.enter_async_context(
-            SESv2Client(endpoint_url=url, max_connections=CONCURRENCY)
+            SESv2Client(
+                endpoint_url=url,
+                max_connections=CONCURRENCY,
+                transport="raw" if lib == "notifier" else "aiohttp",
+            )
         )
 
         async def via_fast(params: dict[str, Any]) -> str:
@@ -129,4 +139,80 @@ def test_send_cpu(benchmark: Any, lib: str, stub_environ: StubAws, scale: Any) -
         )
     finally:
         loop.run_until_complete(stack.aclose())
+        loop.close()
+
+
+# A typical SESv2 SendEmail answer (5 headers, 76-byte JSON body).
+_ANSWER_BODY = b'{"MessageId":"010001234567890a-12345678-1234-1234-1234-123456789012-000000"}'
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\nDate: Sat, 05 Dec 2026 03:30:00 GMT\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: keep-alive\r\n"
+    b"x-amzn-RequestId: 2f0d3c1e-8e0a-4b7e-9a59-1f3c2b8d7e6f\r\n\r\n"
+    % len(_ANSWER_BODY)
+    + _ANSWER_BODY
+)
+PARSE_N = 20_000
+PARSERS = ["notifier", "aiohttp-c-parser", "aiohttp-py-parser"]
+
+
+class _NoSocket:
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _parser(lib: str, loop: asyncio.AbstractEventLoop) -> Callable[[], tuple[int, Any, bytes]]:
+    """One response parsed into (status, headers, body) by ``lib``, as its transport does."""
+    if lib == "notifier":
+        conn = _Connection(1 << 20)
+        conn.connection_made(_NoSocket())  # type: ignore[arg-type]
+
+        def via_llhttp() -> tuple[int, Any, bytes]:
+            waiter = loop.create_future()
+            conn.begin(waiter)
+            conn.data_received(ANSWER)
+            return waiter.result()  # type: ignore[no-any-return]
+
+        return via_llhttp
+    # aiohttp's parsers are internal modules; measured here only to justify the choice.
+    from aiohttp.base_protocol import BaseProtocol
+
+    if lib == "aiohttp-c-parser":
+        from aiohttp._http_parser import HttpResponseParser as parser_class
+    else:
+        from aiohttp.http_parser import HttpResponseParserPy as parser_class
+    proto = BaseProtocol(loop)
+
+    def via_aiohttp() -> tuple[int, Any, bytes]:
+        parser = parser_class(proto, loop, 2**16, response_with_body=True, auto_decompress=False)
+        messages, _, _ = parser.feed_data(ANSWER)
+        message, payload = messages[0]
+        return message.code, message.headers, b"".join(payload._buffer)
+
+    return via_aiohttp
+
+
+@pytest.mark.benchmark(group="parse-response", timer=time.process_time)
+@pytest.mark.parametrize("lib", PARSERS)
+def test_parse_cpu(benchmark: Any, lib: str) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        parse = _parser(lib, loop)
+        # Correct first: every parser reads the same answer.
+        status, headers, body = parse()
+        assert (status, headers["x-amzn-RequestId"][:8], body) == (200, "2f0d3c1e", _ANSWER_BODY)
+
+        def many() -> None:
+            for _ in range(PARSE_N):
+                parse()
+
+        benchmark.pedantic(many, rounds=5, iterations=1, warmup_rounds=1)
+        benchmark.extra_info.update(
+            lib=lib,
+            metric="cpu_per_parse_us",
+            cpu_per_parse_us=round(benchmark.stats.stats.mean / PARSE_N * 1e6, 2),
+        )
+    finally:
         loop.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -70,3 +71,42 @@ async def read_http_request(reader: asyncio.StreamReader) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
     return await reader.readexactly(length)
+
+
+OK_BODY = b'{"MessageId":"m"}'
+
+
+def http_response(
+    body: bytes = OK_BODY, *, status: bytes = b"200 OK", headers: bytes = b""
+) -> bytes:
+    """One HTTP/1.1 response with a Content-Length body (``headers``: extra CRLF-ended lines)."""
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/json\r\n"
+        + headers
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+async def read_http_head(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes]]:
+    """Read one request (head and Content-Length body): (request line, lower-cased headers)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        if b":" in line:
+            name, value = line.split(b":", 1)
+            headers[name.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return lines[0], headers
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Abort the connection with a TCP RST (SO_LINGER 0), not an orderly FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

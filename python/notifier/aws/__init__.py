@@ -2,8 +2,12 @@
 
 ``SESv2Client`` (``SendEmail``) and ``DynamoDBClient`` (the ledger's item writes and reads) keep
 botocore's credentials, signature, body bytes and error codes (tested for equality against
-botocore itself) and send over :mod:`notifier.aws.rawhttp`, a minimal keep-alive HTTP/1.1
-client. They are the handler's default (``NOTIFIER_AWS_CLIENTS=fast``). The trade-off: no
+botocore itself) and the environment botocore honours (proxies, CA bundles), and send over
+:mod:`notifier.aws.rawhttp`, a keep-alive HTTP/1.1 client whose responses llhttp parses
+(``docs/TRANSPORT.md``). A failure before the first byte of a request is written is
+:class:`RequestNotSentError`, one after it :class:`OutcomeUnknownError`; a skewed clock is
+corrected from the server's ``Date``. They are the handler's default
+(``NOTIFIER_AWS_CLIENTS=fast``). The trade-off: no
 parameter validation, hooks, endpoint rulesets beyond the standard regional ones, or SDK retries
 for SES (the channel retries); ``NOTIFIER_AWS_CLIENTS=aiobotocore`` switches back, and
 aiobotocore stays the supported client for everything else (SQS, SES quota reads, tools).

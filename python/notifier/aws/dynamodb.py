@@ -16,7 +16,9 @@ from the service), per-call hook dispatch and endpoint-ruleset evaluation (the r
 endpoint is used; account-ID-based endpoints are not), user-agent assembly. Unlike botocore,
 a request whose outcome is unknown (connection lost or read timeout after sending) is NOT
 retried silently: :class:`~notifier.aws.errors.OutcomeUnknownError` is raised for the caller
-(conditional writes make the retry safe, but the caller should know).
+(conditional writes make the retry safe, but the caller should know). A request that could
+not be built or signed raises :class:`~notifier.aws.errors.RequestNotSentError` at once (no
+retry); a clock-skew rejection is corrected from the server's ``Date`` and retried once.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from botocore.exceptions import ClientError
 from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
 from notifier.aws.endpoint import configured_endpoint
 from notifier.aws.errors import RequestNotSentError
+from notifier.aws.pooled import DEFAULT_MAX_RESPONSE_BYTES
 from notifier.aws.responses import response_metadata, type_code
 from notifier.aws.sigv4 import CredentialSource
 
@@ -162,7 +165,7 @@ _SERVICE = ServiceSpec("dynamodb", resolve_dynamodb_endpoint, "/", _CONTENT_TYPE
 
 
 class DynamoDBClient(FastClient):
-    """DynamoDB's item-write and item-read calls over one keep-alive aiohttp pool.
+    """DynamoDB's item-write and item-read calls over one keep-alive connection pool.
 
     Arguments as :class:`notifier.aws.SESv2Client`, plus ``max_attempts`` (default 3, as
     botocore's standard retry mode) and ``body_encoding`` (``"compact"``: orjson;
@@ -180,6 +183,7 @@ class DynamoDBClient(FastClient):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         keepalive_timeout: float = 15.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_attempts: int = 3,
         body_encoding: Literal["botocore", "compact"] = "compact",
         clock: Callable[[], float] = time.time,
@@ -188,7 +192,13 @@ class DynamoDBClient(FastClient):
         self._set_up(
             _SERVICE,
             ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
-            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
+            PoolSettings(
+                max_connections,
+                connect_timeout,
+                read_timeout,
+                keepalive_timeout,
+                max_response_bytes,
+            ),
         )
         if body_encoding == "compact":
             import orjson
@@ -216,9 +226,12 @@ class DynamoDBClient(FastClient):
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call ``operation`` with botocore-shaped ``params``; botocore-shaped result."""
         attempt = 0
+        skew_retried = False
         while True:
             attempt += 1
-            url, headers, body = self.build_request(operation, params)
+            url, headers, body = self._build(
+                lambda: self.build_request(operation, params), operation
+            )
             last = attempt >= self.max_attempts
             try:
                 status, resp_headers, payload = await self._transport.post(
@@ -249,7 +262,14 @@ class DynamoDBClient(FastClient):
                 meta["RetryAttempts"] = attempt - 1
                 result["ResponseMetadata"] = meta
                 return dict(result)
-            retryable = status in _RETRY_STATUS or self._code_of(payload) in _RETRY_CODES
+            code = self._code_of(payload)
+            if not skew_retried and self._corrected_skew(code, resp_headers):
+                # A rejected signature was never acted upon: re-sign with the learned clock
+                # offset and retry once, without spending an attempt.
+                skew_retried = True
+                attempt -= 1
+                continue
+            retryable = status in _RETRY_STATUS or code in _RETRY_CODES
             if not retryable or last:
                 raise _error(status, resp_headers, payload, operation, attempt, retryable)
             await self._backoff(attempt)

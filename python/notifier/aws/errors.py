@@ -25,13 +25,16 @@ __all__ = [
     "BadRequestException",
     "LimitExceededException",
     "MailFromDomainNotVerifiedException",
+    "MalformedResponseError",
     "MessageRejected",
     "NotFoundException",
     "OutcomeUnknownError",
     "RequestNotSentError",
+    "ResponseTooLargeError",
     "SendingPausedException",
     "TooManyRequestsException",
     "TransportError",
+    "UnsafeHeaderError",
     "error_class",
 ]
 
@@ -46,11 +49,30 @@ class TransportError(ConnectionError):
 
 
 class RequestNotSentError(TransportError):
-    """The request never left: no connection could be made. Safe to retry."""
+    """The request never left: not one byte of it was written. Safe to retry.
+
+    Raised whatever stopped it before the write: no connection could be made (DNS, refused,
+    connect timeout, proxy tunnel, TLS), a pooled connection was found closed, or the request
+    could not be built (no credentials, a body that cannot be encoded, a header value carrying
+    CR/LF). The original exception is ``__cause__``.
+    """
 
 
 class OutcomeUnknownError(TransportError):
     """The request may have been received and acted upon; no response was read."""
+
+
+class MalformedResponseError(ValueError):
+    """The server's answer is not HTTP/1.1 the parser accepts (the ``__cause__`` of an
+    :class:`OutcomeUnknownError`: the request had been written)."""
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """The response head or body exceeded the transport's cap."""
+
+
+class UnsafeHeaderError(ValueError):
+    """A request header name or value carries CR, LF or NUL (it could split the request)."""
 
 
 # The modeled errors of SESv2 SendEmail. Same names and base class as the classes botocore

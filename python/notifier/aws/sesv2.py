@@ -19,13 +19,15 @@ retries: one attempt per call; throttling (429) and 5xx are raised for the calle
 policy (token bucket, backoff, deadline). ``EndpointId`` (multi-region, SigV4a) is refused.
 
 Transport: a bounded pool of keep-alive HTTP/1.1 connections (:mod:`notifier.aws.rawhttp`,
-about a third of aiohttp's CPU per request; ``transport="aiohttp"`` selects an
-``aiohttp.ClientSession`` instead), opened on first use inside the running loop and bound to
-it (like aiobotocore clients); close it with
-``await client.close()`` or ``async with``. Connection failures are typed by whether the
+responses parsed by llhttp; ``transport="aiohttp"`` selects an ``aiohttp.ClientSession``
+instead), opened on first use inside the running loop and bound to it (like aiobotocore
+clients); close it with ``await client.close()`` or ``async with``. Proxies and CA bundles
+from the environment as botocore (``docs/TRANSPORT.md``). Failures are typed by whether the
 request could have reached the service: :class:`~notifier.aws.errors.RequestNotSentError`
-(connect failed) vs :class:`~notifier.aws.errors.OutcomeUnknownError` (the connection broke or
-timed out after the request was written).
+(not one byte written: unbuildable request, connect failed) vs
+:class:`~notifier.aws.errors.OutcomeUnknownError` (the connection broke or timed out after the
+request was written). A clock-skew rejection is corrected from the server's ``Date`` and the
+call retried once.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from notifier.aws.client import ClientSettings, FastClient, PoolSettings, ServiceSpec, TransportName
 from notifier.aws.endpoint import SIGNING_NAME, resolve_sesv2_endpoint
+from notifier.aws.pooled import DEFAULT_MAX_RESPONSE_BYTES
 from notifier.aws.responses import parse_error, response_metadata
 from notifier.aws.sigv4 import CredentialSource
 
@@ -115,13 +118,14 @@ _SERVICE = ServiceSpec(SIGNING_NAME, resolve_sesv2_endpoint, SEND_EMAIL_PATH)
 
 
 class SESv2Client(FastClient):
-    """SESv2 ``send_email`` over one keep-alive aiohttp session; see the module docstring.
+    """SESv2 ``send_email`` over one keep-alive connection pool; see the module docstring.
 
     Arguments (all optional, keyword-only): ``region_name``, ``endpoint_url`` (else resolved
     like botocore), ``credentials`` (anything with ``get_frozen_credentials()``; else the
     session's provider chain), ``session`` (a ``botocore.session.Session``), ``max_connections``
     (pool bound, default 64), ``connect_timeout`` / ``read_timeout`` seconds, ``keepalive_timeout``
     (seconds an idle connection is kept; keep it below the server's idle timeout),
+    ``max_response_bytes`` (a longer response body is refused as outcome unknown),
     ``body_encoding`` (``"compact"``, the default, or ``"botocore"`` for byte-identical bodies;
     see :data:`BodyEncoding`), ``clock`` (epoch seconds, for tests), ``transport`` (``"raw"``,
     the default: :class:`~notifier.aws.rawhttp.RawHttpTransport`; ``"aiohttp"``:
@@ -139,6 +143,7 @@ class SESv2Client(FastClient):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         keepalive_timeout: float = 15.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         body_encoding: BodyEncoding = "compact",
         clock: Callable[[], float] = time.time,
         transport: TransportName = "raw",
@@ -146,7 +151,13 @@ class SESv2Client(FastClient):
         self._set_up(
             _SERVICE,
             ClientSettings(region_name, endpoint_url, credentials, session, clock, transport),
-            PoolSettings(max_connections, connect_timeout, read_timeout, keepalive_timeout),
+            PoolSettings(
+                max_connections,
+                connect_timeout,
+                read_timeout,
+                keepalive_timeout,
+                max_response_bytes,
+            ),
         )
         self._user_agent = _user_agent()
         if body_encoding == "compact":
@@ -171,14 +182,25 @@ class SESv2Client(FastClient):
         """Send one email (SESv2 SendEmail kwargs); returns ``{"MessageId", "ResponseMetadata"}``.
 
         Raises ``botocore.exceptions.ClientError`` (named subclasses for the modeled errors) when
-        the service answers an error, :class:`RequestNotSentError` when no connection could be
-        made, :class:`OutcomeUnknownError` when the request may have reached the service but no
-        response was read.
+        the service answers an error, :class:`RequestNotSentError` when not one byte of the
+        request was written (it could not be built or signed, or no connection could be made),
+        :class:`OutcomeUnknownError` when the request may have reached the service but no
+        response was read. A clock-skew rejection is corrected and retried once.
         """
-        url, headers, body = self.build_request(params)
+        url, headers, body = self._build(lambda: self.build_request(params), _OPERATION)
         status, resp_headers, payload = await self._transport.post(url, headers, body, _OPERATION)
         if status >= 300:
-            raise parse_error(status, resp_headers, payload, _OPERATION)
+            error = parse_error(status, resp_headers, payload, _OPERATION)
+            if not self._corrected_skew(error.response["Error"].get("Code"), resp_headers):
+                raise error
+            # Our clock was off: the service rejected the signature, so nothing was sent.
+            # Re-sign with the learned offset and try once more.
+            url, headers, body = self._build(lambda: self.build_request(params), _OPERATION)
+            status, resp_headers, payload = await self._transport.post(
+                url, headers, body, _OPERATION
+            )
+            if status >= 300:
+                raise parse_error(status, resp_headers, payload, _OPERATION)
         result: dict[str, Any] = {"ResponseMetadata": response_metadata(status, resp_headers)}
         parsed = json.loads(payload) if payload else {}
         if isinstance(parsed, dict) and "MessageId" in parsed:

@@ -83,6 +83,7 @@ class SigV4Signer:
         "_region",
         "_scope_tail",
         "_service",
+        "clock_offset",
     )
 
     def __init__(
@@ -99,6 +100,8 @@ class SigV4Signer:
         self._region = region
         self._service = service
         self._clock = clock
+        #: Seconds added to ``clock()`` (the clock-skew correction; 0 until a skew error).
+        self.clock_offset = 0.0
         self._content_type = content_type
         self._host = canonical_host(url)
         path = quote(normalize_url_path(urlsplit(url).path), safe="/~")
@@ -121,7 +124,7 @@ class SigV4Signer:
         return self._host
 
     def _amz_date(self) -> str:
-        now = int(self._clock())
+        now = int(self._clock() + self.clock_offset)
         if now != self._date_second:
             self._date_text = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
             self._date_second = now
