@@ -4,6 +4,10 @@
   zero-latency stub; extra_info has ``cpu_per_notification_us`` and ``notifications_per_cpu_s``.
 - ``handler-latency-20ms``: wall time of one batch when every AWS call takes 20 ms; the
   sequential baseline runs fewer records and is scaled linearly (``wall_per_1000_s``).
+  Its wall time is what Lambda bills, so this group also carries the cost per million
+  notifications beyond SES (``benches/cost.py``: Lambda GB-seconds at 1,769 MB arm64 and
+  DynamoDB write units at on-demand prices, counted at the stub) and ``handler-cost`` ranks
+  the handlers by it.
 - ``handler-rss``: peak RSS growth over the idle process while handling one large batch,
   each handler in its own fresh process (``rss_probe.py``).
 
@@ -23,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from cost import cost_info
 from handlers import BASELINE, build, handler_libs
 from stub_aws import StubAws, stub_env
 
@@ -101,6 +106,12 @@ def test_handler_cpu(
     benchmark.pedantic(run, rounds=scale.handler_rounds, iterations=1)
     assert _sends(stub_environ) == expected * (scale.handler_rounds + 1)
     mean = benchmark.stats.stats.mean
+    notifications = expected * (scale.handler_rounds + 1)
+    cost = cost_info(mean / expected, stub_environ.stats(), notifications, expected)
+    benchmark.extra_info.update(
+        write_units_per_notification=cost["write_units_per_notification"],
+        ddb_requests_per_notification=cost["ddb_requests_per_notification"],
+    )
     benchmark.extra_info.update(
         lib=lib,
         metric="cpu_per_notification_us",
@@ -134,6 +145,12 @@ def test_handler_latency(
     benchmark.pedantic(run, rounds=rounds, iterations=1)
     assert _sends(slow_environ) == warm_expected + expected * rounds
     mean = benchmark.stats.stats.mean
+    cost = cost_info(
+        mean / expected,
+        slow_environ.stats(),
+        warm_expected + expected * rounds,
+        notifications_per_invocation=expected,
+    )
     benchmark.extra_info.update(
         lib=lib,
         metric="wall_per_1000_s",
@@ -142,7 +159,24 @@ def test_handler_latency(
         latency_ms=20,
         wall_per_1000_s=round(mean * 1000 / records, 3),
         scaled=records != 1000,
+        **cost,
     )
+    _COSTS[lib] = cost
+
+
+_COSTS: dict[str, dict[str, float]] = {}
+
+
+@pytest.mark.benchmark(group="handler-cost", timer=time.perf_counter)
+@pytest.mark.parametrize("lib", LIBS)
+def test_handler_cost(benchmark: Any, lib: str) -> None:
+    """USD per million notifications beyond SES, from this session's latency run (which
+    must have run first: pytest runs this file's tests in order)."""
+    cost = _COSTS.get(lib)
+    if cost is None:
+        pytest.fail(f"handler-latency-20ms did not run for {lib} in this session")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    benchmark.extra_info.update(lib=lib, metric="usd_per_million", **cost)
 
 
 @pytest.mark.benchmark(group="handler-rss", timer=time.perf_counter)

@@ -8,7 +8,7 @@ from typing import Any
 
 import botocore.session
 import pytest
-from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import ConnectTimeoutError, NoCredentialsError, ReadTimeoutError
 from botocore.stub import Stubber
 
 from notifier.channels.base import Message, Outcome, mask_address
@@ -54,13 +54,15 @@ def test_token_bucket_gives_up_when_the_wait_crosses_the_deadline() -> None:
     assert asyncio.run(bucket.acquire(Deadline.after(0.01))) is False
 
 
-def _ses_error(code: str, status: int) -> Exception:
+def _ses_error(code: str, status: int, message: str = "") -> Exception:
     """A real botocore ClientError produced by the sesv2 client through Stubber."""
     client = botocore.session.get_session().create_client(
         "sesv2", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
     )
     with Stubber(client) as stub:
-        stub.add_client_error("send_email", service_error_code=code, http_status_code=status)
+        stub.add_client_error(
+            "send_email", service_error_code=code, service_message=message, http_status_code=status
+        )
         try:
             client.send_email(
                 FromEmailAddress="a@example.com",
@@ -72,30 +74,74 @@ def _ses_error(code: str, status: int) -> Exception:
     raise AssertionError("stubbed error was not raised")
 
 
-@pytest.mark.parametrize(
-    ("code", "status", "outcome", "retry_now"),
-    [
-        ("TooManyRequestsException", 429, Outcome.TRANSIENT, True),
-        ("Throttling", 400, Outcome.TRANSIENT, True),
-        ("InternalFailure", 500, Outcome.TRANSIENT, True),
-        ("ServiceUnavailable", 503, Outcome.TRANSIENT, True),
-        ("LimitExceededException", 400, Outcome.TRANSIENT, False),
-        ("AccountSuspendedException", 400, Outcome.TRANSIENT, False),
-        ("SendingPausedException", 400, Outcome.TRANSIENT, False),
-        ("MessageRejected", 400, Outcome.PERMANENT, True),
-        ("BadRequestException", 400, Outcome.PERMANENT, True),
-    ],
-)
+#: The verdict table of docs/EXACTLY-ONCE.md ("Errors and their verdicts"), row by row:
+#: (code, HTTP status, outcome, retried inside the invocation, account fault)
+VERDICTS = [
+    ("TooManyRequestsException", 429, Outcome.TRANSIENT, True, False),
+    ("Throttling", 400, Outcome.TRANSIENT, True, False),
+    ("InternalFailure", 500, Outcome.TRANSIENT, True, False),
+    ("ServiceUnavailable", 503, Outcome.TRANSIENT, True, False),
+    ("ExpiredTokenException", 403, Outcome.TRANSIENT, False, True),
+    ("UnrecognizedClientException", 403, Outcome.TRANSIENT, False, True),
+    ("InvalidClientTokenId", 403, Outcome.TRANSIENT, False, True),
+    ("InvalidSignatureException", 403, Outcome.TRANSIENT, False, True),
+    ("SignatureDoesNotMatch", 403, Outcome.TRANSIENT, False, True),
+    ("AccessDeniedException", 403, Outcome.TRANSIENT, False, True),
+    ("RequestTimeTooSkewed", 403, Outcome.TRANSIENT, False, True),
+    ("MissingAuthenticationToken", 403, Outcome.TRANSIENT, False, True),
+    ("RequestTimeout", 408, Outcome.TRANSIENT, False, True),
+    ("LimitExceededException", 400, Outcome.TRANSIENT, False, True),
+    ("AccountSuspendedException", 400, Outcome.TRANSIENT, False, True),
+    ("SendingPausedException", 400, Outcome.TRANSIENT, False, True),
+    ("MailFromDomainNotVerifiedException", 400, Outcome.TRANSIENT, False, True),
+    ("NotFoundException", 404, Outcome.TRANSIENT, False, True),
+    ("SomethingNewException", 400, Outcome.TRANSIENT, False, True),
+    ("MessageRejected", 400, Outcome.PERMANENT, True, False),
+    ("BadRequestException", 400, Outcome.PERMANENT, True, False),
+    ("InvalidParameterValue", 400, Outcome.PERMANENT, True, False),
+]
+
+
+@pytest.mark.parametrize(("code", "status", "outcome", "retry_now", "account"), VERDICTS)
 def test_ses_errors_are_classified(
-    code: str, status: int, outcome: Outcome, retry_now: bool
+    code: str, status: int, outcome: Outcome, retry_now: bool, account: bool
 ) -> None:
     # GIVEN an SES error as botocore raises it WHEN classified
     result = classify_exception(_ses_error(code, status))
-    # THEN the outcome (and whether to retry now) follows the documented table
+    # THEN the outcome (whether to retry now, whether the account is at fault) follows the table
     assert result.outcome is outcome
     assert result.code == code
+    assert result.account_fault is account
     if outcome is Outcome.TRANSIENT:
         assert result.retry_now is retry_now
+
+
+def test_an_unverified_identity_is_the_accounts_fault_not_the_messages() -> None:
+    # GIVEN SES rejecting a send because an identity is not verified (sandbox or sender)
+    exc = _ses_error("MessageRejected", 400, "Email address is not verified: jane@b.example")
+    # WHEN classified THEN transient account fault, and the reason masks the address
+    result = classify_exception(exc)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.account_fault is True
+    assert "jane@" not in (result.reason or "")
+    assert "j***@b.example" in (result.reason or "")
+
+
+def test_missing_credentials_are_an_account_fault_even_when_wrapped() -> None:
+    # GIVEN the fast client's "not sent" error caused by missing credentials
+    class RequestNotSentError(ConnectionError):
+        pass
+
+    try:
+        try:
+            raise NoCredentialsError()
+        except NoCredentialsError as cause:
+            raise RequestNotSentError("no credentials") from cause
+    except RequestNotSentError as exc:
+        result = classify_exception(exc)
+    # THEN transient, an account fault, never unknown
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.account_fault is True
 
 
 def test_transport_errors_split_into_not_sent_and_unknown() -> None:

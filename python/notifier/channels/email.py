@@ -149,6 +149,10 @@ def classify_exception(exc: BaseException) -> SendResult:
         )
     name = type(exc).__name__
     mro = {t.__name__ for t in type(exc).__mro__}
+    cause = exc.__cause__
+    while cause is not None:  # e.g. RequestNotSentError from NoCredentialsError
+        mro |= {t.__name__ for t in type(cause).__mro__}
+        cause = cause.__cause__
     if mro & {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}:
         return SendResult(
             Outcome.TRANSIENT, code=name, reason=reason, retry_now=False, account_fault=True
