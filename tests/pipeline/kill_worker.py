@@ -13,7 +13,8 @@ Protocol, one line each way, so the handler is built before the parent starts it
 Modes: ``count`` runs the batch without a kill and reports the calls made per phase and the
 batch's wall time (the parent's calibration); ``hook`` SIGKILLs at the ``call``-th call of
 ``phase`` (``before`` it, ``after`` it returns, or ``during`` it: ``delay_s`` after it
-started), after writing the report with the number of sends exposed; ``timer`` installs no
+started), after writing the report with what is exposed (sends started whose ledger entry is
+not final) and uncommitted (those and every ledger entry that is not final); ``timer`` installs no
 kill (the parent kills it) but still logs every send.
 
 Phases are read off the calls, not off pipeline or ledger methods, so the worker survives a

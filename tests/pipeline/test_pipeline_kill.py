@@ -4,15 +4,23 @@ Each round: a worker process (kill_worker.py, max_concurrency 8, SES at ``RATE``
 batch of 60-120 records, one recipient each, and is SIGKILLed at a seeded point: at a chosen
 call of the ledger client or of ``send_one`` (before it, after it, or while it is awaited), or
 by a timer of the parent at a random instant of the batch. Lambda then redelivers the same
-event, first while the dead invocation's leases are live, then after they expired, until the
-response reports no failure. moto's SES says how many emails each recipient got.
+event, first while the dead invocation's leases are live (nothing more may be sent for what it
+left in flight, and all of that must be reported), then after they expired, until the response
+reports no failure. moto's SES says how many emails each recipient got.
 
-The promise, per kill: policy ``retry`` loses nothing and duplicates at most what was exposed;
-``assume_sent`` duplicates nothing and loses at most what was exposed. *Exposed* = sends
-started whose ledger entry was not ``SENT``/``FAILED`` at the kill, and it is never more than
-``max_concurrency``. The per-kill table is printed and written to ``kill-table-<policy>.json``
-(under pytest's tmp, and in ``$NOTIFIER_KILL_TABLE_DIR`` when set) for docs/EXACTLY-ONCE.md.
-``NOTIFIER_KILL_SEED`` replays another plan.
+At the kill, two figures are taken (by the worker, synchronously, right before a hook kill; by
+the parent after a timer kill): *exposed*, the sends started whose ledger entry is not
+``SENT``/``FAILED``, and *uncommitted*, those plus every ledger entry in a state that is not
+final (claimed or fenced, not committed). The promise, per kill: policy ``retry`` loses nothing
+and duplicates at most the exposed sends (a duplicate needs a send that started);
+``assume_sent`` duplicates nothing and loses at most the uncommitted entries (a claim fenced
+before its send started is lost as well, e.g. one waiting for an SES rate token); both figures
+at most ``max_concurrency``; and every key ends ``SENT``.
+
+The per-kill table is printed and written to ``kill-table-<policy>.json`` (under pytest's tmp,
+and in ``$NOTIFIER_KILL_TABLE_DIR`` when set) for docs/EXACTLY-ONCE.md. ``NOTIFIER_KILL_SEED``
+replays another plan (hook kills are reproducible for a given seed and implementation; timer
+instants are fractions of the calibrated batch time).
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ def _settled(rnd: Round) -> tuple[Counter[str], dict[str, dict[str, Any]]]:
     process had already sent it (a transaction of 100 updates takes moto a while)."""
     before = (rnd.emails(), rnd.ledger())
     while True:
-        time.sleep(0.05)
+        time.sleep(0.15)
         now = (rnd.emails(), rnd.ledger())
         if now == before:
             return now
