@@ -14,8 +14,8 @@ Modes: ``count`` runs the batch without a kill and reports the calls made per ph
 batch's wall time (the parent's calibration); ``hook`` SIGKILLs at the ``call``-th call of
 ``phase`` (``before`` it, ``after`` it returns, or ``during`` it: ``delay_s`` after it
 started), after writing the report with what is exposed (sends started whose ledger entry is
-not final) and uncommitted (those and every ledger entry that is not final); ``timer`` installs no
-kill (the parent kills it) but still logs every send.
+not final) and uncommitted (those and every ledger entry that is not final); ``timer``
+installs no kill (the parent kills it) but still logs every send.
 
 Phases are read off the calls, not off pipeline or ledger methods, so the worker survives a
 rewrite of both: ``claim`` is any write of the ledger client (``handler.pipeline.ledger.client``)
