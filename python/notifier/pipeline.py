@@ -332,10 +332,13 @@ class Pipeline:
             takeover_unknown=self.config.delivery.unknown_outcome == "retry",
             state=state,
         )
-        fault = claim.status is ClaimStatus.ERROR
+        # A claim cut off by the deadline says nothing about the ledger's health.
+        fault = claim.status is ClaimStatus.ERROR and claim.code != "Deadline"
         self.breaker("ledger").settle(probe, fault, claim.code)
         if fault:
             self._alarm(batch, "ledger", claim.code or "LedgerError")
+        elif probe and claim.status is ClaimStatus.ERROR:
+            self.breaker("ledger").probing = False
         return claim, probe
 
     async def _deliver(
