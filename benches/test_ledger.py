@@ -1,6 +1,6 @@
 """CPU per ledger write call: aiobotocore's dynamodb client vs notifier's fast DynamoDB client.
 
-The ledger's calls as the pipeline makes them: one conditional UpdateItem per claim (ledger
+The ledger's calls as the pipeline makes them: one conditional PutItem per claim (ledger
 v2) and BatchWriteItem of 25 commits, plus TransactWriteItems of 100 conditional claims (the
 v1 claim, kept as a reference: a transactional item costs 2 write units), 16 calls in flight,
 against the zero-latency stub. Timer: ``time.process_time``; figure: ``cpu_per_item_us``.
@@ -75,24 +75,24 @@ def _commits(n: int) -> dict[str, Any]:
 def _claim() -> dict[str, Any]:
     return {
         "TableName": TABLE,
-        "Key": {"pk": {"S": "email#evt-0000-000000042"}},
-        "UpdateExpression": (
-            "SET #s = :state, #o = :owner, lease_expires_at = :lease, claimed_at = :now,"
-            " expires_at = :ttl"
-        ),
+        "Item": {
+            "pk": {"S": "email#evt-0000-000000042"},
+            "state": {"S": "SENDING"},
+            "owner": {"S": "5f2c0e9a1b3d/req/1"},
+            "lease_expires_at": {"N": "1767225900.000"},
+            "claimed_at": {"N": "1767225600.000"},
+            "expires_at": {"N": "1767830400"},
+        },
         "ConditionExpression": (
             "attribute_not_exists(pk) OR #o = :owner"
             " OR (lease_expires_at < :now AND #s IN (:pending, :takeover))"
         ),
         "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
         "ExpressionAttributeValues": {
-            ":state": {"S": "SENDING"},
             ":pending": {"S": "PENDING"},
             ":takeover": {"S": "SENDING"},
             ":owner": {"S": "5f2c0e9a1b3d/req/1"},
-            ":lease": {"N": "1767225900.000"},
             ":now": {"N": "1767225600.000"},
-            ":ttl": {"N": "1767830400"},
         },
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         "ReturnConsumedCapacity": "TOTAL",
@@ -100,7 +100,7 @@ def _claim() -> dict[str, Any]:
 
 
 CALLS = {
-    "claim-1": ("update_item", _claim(), 1),
+    "claim-1": ("put_item", _claim(), 1),
     "transact-100": ("transact_write_items", _claims(100), 100),
     "batch-write-25": ("batch_write_item", _commits(25), 25),
 }

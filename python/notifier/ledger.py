@@ -9,15 +9,16 @@ States (attribute ``state``)::
 
 Two write units per notification in steady state (docs/EXACTLY-ONCE.md):
 
-- claim: one conditional ``UpdateItem`` per notification (1 write unit, items stay under
-  1 KB), made just before its send, inside the send slot. It passes when the key is absent,
-  already ours, or held by a dead owner's expired lease: an expired ``PENDING`` always (nothing
-  was sent under it), an expired ``SENDING`` only with ``takeover_unknown`` (policy "retry";
-  its owner may have sent it). A failed condition returns the old item
-  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and is judged: ``SENT``/``FAILED`` is a
-  duplicate (1 write unit: what a failed conditional write costs), a live lease is in flight,
-  an expired ``SENDING`` under "assume_sent" an unknown prior send. Each claim is its own
-  request, so one item's error touches that item only. No transactions.
+- claim: one conditional ``PutItem`` per notification (1 write unit, items stay under
+  1 KB), made just before its send, inside the send slot (a put, not an update: the claim
+  item is whole, and nothing of an absent, expired or own entry needs keeping). It passes
+  when the key is absent, already ours, or held by a dead owner's expired lease: an expired
+  ``PENDING`` always (nothing was sent under it), an expired ``SENDING`` only with
+  ``takeover_unknown`` (policy "retry"; its owner may have sent it). A failed condition
+  returns the old item (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and is judged:
+  ``SENT``/``FAILED`` is a duplicate (1 write unit: what a failed conditional write costs), a
+  live lease is in flight, an expired ``SENDING`` under "assume_sent" an unknown prior send.
+  Each claim is its own request, so one item's error touches that item only. No transactions.
 - commit / release: ``BatchWriteItem`` puts (final state) and deletes (give a claim back),
   buffered by a :class:`LedgerWriter` and flushed at 25 items or after ``flush_ms``, so each
   result is durable milliseconds after its send returned. They are unconditional because the
@@ -85,9 +86,6 @@ _RETRYABLE = frozenset(
 _CLAIM = (
     "attribute_not_exists(pk) OR #o = :owner"
     " OR (lease_expires_at < :now AND #s IN (:pending, :takeover))"
-)
-_UPDATE = (
-    "SET #s = :state, #o = :owner, lease_expires_at = :lease, claimed_at = :now, expires_at = :ttl"
 )
 
 
@@ -180,7 +178,8 @@ def _error_code(exc: BaseException) -> str:
 
 class Ledger:
     """Claims, commits and releases on the ledger table, through any client with the low-level
-    aiobotocore DynamoDB methods (``update_item``, ``batch_write_item``, ``get_item``)."""
+    aiobotocore DynamoDB methods (``put_item``, ``batch_write_item``, ``delete_item``,
+    ``get_item``)."""
 
     def __init__(
         self,
@@ -249,18 +248,21 @@ class Ledger:
             now = self.clock()
             params = {
                 "TableName": self.table,
-                "Key": {"pk": {"S": key}},
-                "UpdateExpression": _UPDATE,
+                "Item": {
+                    "pk": {"S": key},
+                    "state": {"S": state},
+                    "owner": {"S": owner},
+                    "lease_expires_at": _n(lease_until),
+                    "claimed_at": _n(now),
+                    "expires_at": {"N": str(int(now) + self.ttl_seconds)},
+                },
                 "ConditionExpression": _CLAIM,
                 "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
                 "ExpressionAttributeValues": {
-                    ":state": {"S": state},
                     ":pending": {"S": PENDING},
                     ":takeover": {"S": SENDING if takeover_unknown else PENDING},
                     ":owner": {"S": owner},
-                    ":lease": _n(lease_until),
                     ":now": _n(now),
-                    ":ttl": {"N": str(int(now) + self.ttl_seconds)},
                 },
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 "ReturnConsumedCapacity": "TOTAL",
@@ -269,7 +271,7 @@ class Ledger:
             # attributes: always under 1 KB, so 1 unit (test_pipeline_ledger checks the sum).
             self.write_units += 1
             try:
-                resp = await self._call("UpdateItem", self.client.update_item, deadline, **params)
+                resp = await self._call("PutItem", self.client.put_item, deadline, **params)
             except TimeoutError:
                 # The write may have happened: a repeat passes on "#o = :owner" if it did.
                 if await self.backoff.wait(attempt, deadline):

@@ -45,13 +45,13 @@ def main() -> None:
     pipeline = handler.pipeline
     if point == "after_claim":
         client = pipeline.ledger.client
-        claim = client.update_item
+        claim = client.put_item
 
         async def claim_then_die(**kwargs: Any) -> Any:
             await claim(**kwargs)
             os._exit(CRASH_CODE)
 
-        client.update_item = claim_then_die
+        client.put_item = claim_then_die
     elif point == "after_send":
         for channel in pipeline.channels.values():
             original = channel.send

@@ -59,7 +59,7 @@ def test_n_events_send_exactly_n_emails_and_redelivery_sends_nothing(
     # redelivered duplicate (its failed conditional claim), with no transaction
     assert handler.stats["write_units"] == 40 * 2 + 40 * 1
     assert "TransactWriteItems" not in handler.ledger.calls
-    assert handler.ledger.calls["UpdateItem"] == 80
+    assert handler.ledger.calls["PutItem"] == 80
 
 
 def test_unrouted_records_are_skipped_and_counted(

@@ -77,9 +77,9 @@ def test_a_claim_is_one_conditional_write_and_exclusive(with_ledger: Run) -> Non
         return first, await _claim(ledger, "email#evt-1", "B"), calls_a, units_a
 
     first, second, calls, units = with_ledger(scenario)
-    # THEN A gets it with one UpdateItem (1 write unit) and B sees it in flight
+    # THEN A gets it with one PutItem (1 write unit) and B sees it in flight
     assert first.status is ClaimStatus.CLAIMED
-    assert calls == {"UpdateItem": 1}
+    assert calls == {"PutItem": 1}
     assert units == 1
     assert second.status is ClaimStatus.IN_FLIGHT
 
@@ -192,7 +192,7 @@ def test_write_units_follow_dynamodbs_item_size_rule() -> None:
 def test_a_hung_ledger_call_is_cut_at_the_deadline() -> None:
     # GIVEN a DynamoDB client that never answers
     class Hung:
-        async def update_item(self, **_: Any) -> Any:
+        async def put_item(self, **_: Any) -> Any:
             await asyncio.sleep(3600)
 
     ledger = Ledger(Hung(), "t", call_timeout_s=30)
