@@ -171,10 +171,9 @@ def test_event_source_mapping_reliability_settings(sam: Callable[[], dict[str, A
         assert key in esm, key
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["BisectBatchOnFunctionError"] is True
-    # AND retries are bounded (the default -1 lets one poison record block a shard for a day)
+    # AND retries are bounded (a record that crashes the function every time ends in the
+    # OnFailure queue instead of blocking the shard until the stream drops it)
     assert 0 <= esm["MaximumRetryAttempts"] <= 10_000
-    # AND records are given up (to the OnFailure queue) while the stream still holds them
-    assert 60 <= esm["MaximumRecordAgeInSeconds"] < STREAM_RETENTION_S
     # AND a full batch of typical records fits the 6 MB invoke payload
     assert esm["BatchSize"] * RECORD_BYTES < PAYLOAD_LIMIT
     assert esm["DestinationConfig"]["OnFailure"]["Destination"] == {
@@ -338,4 +337,165 @@ def test_broken_setting_is_caught(
     # WHEN CI checks it
     found = problems(doc)
     # THEN the break is reported
+    assert any(expected in line for line in found), found
+
+
+# -- a long SES or credentials outage loses nothing (docs/DEPLOY.md, "Riding out an outage") --
+
+#: The handler's pacing while the account is faulty: it waits up to
+#: min(PACE_S, remaining time - DEADLINE_MARGIN_S) per invocation before reporting failures.
+PACE_S = 60.0
+DEADLINE_MARGIN_S = 3.0  # notifier.config delivery.deadline_margin_ms default
+#: Time an invocation needs after its wait: a 1,000-record batch (~1 s of CPU, sends at
+#: MaxConcurrency) and the expiry guard's writes to the failure queue.
+WORK_AFTER_WAIT_S = 20.0
+SQS_MAX_RETENTION_S = 14 * 24 * 3600
+
+
+def _param_default(sam_doc: dict[str, Any], name: str) -> Any:
+    return sam_doc["Parameters"][name]["Default"]
+
+
+def outage_findings(sam_doc: dict[str, Any]) -> list[str]:
+    """Why a template could lose records during a long account outage (empty: it cannot).
+
+    The arithmetic of docs/DEPLOY.md, from the template's own settings: the ESM must not
+    discard a record before the stream's 24 h retention (record age, retry attempts at the
+    handler's pacing); the handler's expiry guard must act before the stream drops records,
+    and an alarm must fire before the guard does; the function must have time for the whole
+    wait plus the work; the failure queue must keep what the guard writes for 14 days."""
+    found: list[str] = []
+    cfn = translate(sam_doc)
+    esm = _esm(cfn)
+    fn = cfn["Resources"]["NotifierFunction"]["Properties"]
+    timeout = float(fn["Timeout"])
+    age = esm.get("MaximumRecordAgeInSeconds", -1)
+    if age != -1 and age < STREAM_RETENTION_S:
+        found.append(f"MaximumRecordAgeInSeconds {age} discards records within 24 h")
+    # Each attempt during a fault lasts at least the handler's wait.
+    pace = min(PACE_S, timeout - DEADLINE_MARGIN_S)
+    if pace <= 0:
+        found.append(f"Timeout {timeout} leaves no time to wait out a fault")
+        pace = 1.0
+    attempts = esm.get("MaximumRetryAttempts", -1)
+    needed = -(-STREAM_RETENTION_S // int(pace))
+    if attempts != -1 and attempts < needed:
+        found.append(
+            f"MaximumRetryAttempts {attempts} at {pace:.0f} s each lasts "
+            f"{attempts * pace / 3600:.1f} h, less than 24 h ({needed} needed)"
+        )
+    if timeout < PACE_S + DEADLINE_MARGIN_S + WORK_AFTER_WAIT_S:
+        found.append(f"Timeout {timeout} s cuts the {PACE_S:.0f} s wait or the work after it")
+    env = fn["Environment"]["Variables"]
+    guard_ref = env.get("NOTIFIER_EXPIRY_GUARD_SECONDS")
+    if guard_ref is None:
+        found.append("NOTIFIER_EXPIRY_GUARD_SECONDS is not set")
+        return found
+    guard = float(_param_default(sam_doc, guard_ref["Ref"]))
+    guard_max = float(sam_doc["Parameters"][guard_ref["Ref"]]["MaxValue"])
+    if max(guard, guard_max) + 3600 > STREAM_RETENTION_S:
+        found.append(f"expiry guard up to {guard_max:.0f} s leaves under 1 h to act")
+    age_alarms = [
+        r["Properties"]
+        for r in cfn["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["MetricName"] == "IteratorAge"
+        and r["Properties"]["Threshold"] < guard * 1000
+        and r["Properties"]["Threshold"] >= 3600 * 1000
+    ]
+    if not age_alarms:
+        found.append("no alarm on record age (IteratorAge >= 1 h) before the expiry guard acts")
+    retention = cfn["Resources"]["FailureQueue"]["Properties"]["MessageRetentionPeriod"]
+    if retention != SQS_MAX_RETENTION_S:
+        found.append(f"FailureQueue keeps messages {retention} s, not the SQS maximum (14 days)")
+    return found
+
+
+def test_template_rides_out_a_day_long_outage(sam: Callable[[], dict[str, Any]]) -> None:
+    # GIVEN the shipped template
+    doc = sam()
+    # WHEN its settings are put through the outage arithmetic
+    found = outage_findings(doc)
+    # THEN nothing discards a record within the stream's 24 h, and the guard, its alarm, the
+    # timeout and the failure queue's retention all fit
+    assert found == []
+
+
+def test_outage_arithmetic_inputs_are_the_documented_ones(
+    sam: Callable[[], dict[str, Any]],
+) -> None:
+    # GIVEN the translated template
+    doc = sam()
+    cfn = translate(doc)
+    esm = _esm(cfn)
+    fn = cfn["Resources"]["NotifierFunction"]["Properties"]
+    # THEN the values docs/DEPLOY.md computes with are the template's
+    assert esm["MaximumRecordAgeInSeconds"] == -1
+    assert esm["MaximumRetryAttempts"] == 10_000
+    assert esm["BisectBatchOnFunctionError"] is True
+    assert fn["Timeout"] == 90
+    assert fn["MemorySize"] == 1769
+    assert fn["Environment"]["Variables"]["NOTIFIER_EXPIRY_GUARD_SECONDS"] == {
+        "Ref": "ExpiryGuardSeconds"
+    }
+    assert _param_default(doc, "ExpiryGuardSeconds") == 72000
+    # AND a 6 h outage takes at most 360 attempts per batch at the 60 s pacing
+    assert 6 * 3600 / min(PACE_S, fn["Timeout"] - DEADLINE_MARGIN_S) == 360
+    # AND the deployed retry cap outlasts the stream even at 8.64 s per attempt
+    assert esm["MaximumRetryAttempts"] * 8.64 >= STREAM_RETENTION_S
+
+
+def _set_fn(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        doc["Resources"]["NotifierFunction"]["Properties"][key] = value
+
+    return mutate
+
+
+def _drop_guard_env(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["NotifierFunction"]["Properties"]["Environment"]["Variables"][
+        "NOTIFIER_EXPIRY_GUARD_SECONDS"
+    ]
+
+
+def _drop_record_age_alarm(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["RecordAgeAlarm"]
+
+
+def _guard_max(value: int) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        doc["Parameters"]["ExpiryGuardSeconds"]["MaxValue"] = value
+
+    return mutate
+
+
+def _failure_retention(value: int) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        doc["Resources"]["FailureQueue"]["Properties"]["MessageRetentionPeriod"] = value
+
+    return mutate
+
+
+OUTAGE_BROKEN = [
+    pytest.param(_set("MaximumRecordAgeInSeconds", 21600), "MaximumRecordAge", id="age-6h"),
+    pytest.param(_set("MaximumRetryAttempts", 100), "MaximumRetryAttempts", id="retries-100"),
+    pytest.param(_set("MaximumRetryAttempts", 1000), "MaximumRetryAttempts", id="retries-1000"),
+    pytest.param(_set_fn("Timeout", 30), "Timeout", id="timeout-30"),
+    pytest.param(_drop_guard_env, "NOTIFIER_EXPIRY_GUARD_SECONDS", id="no-guard"),
+    pytest.param(_guard_max(86000), "expiry guard", id="guard-too-late"),
+    pytest.param(_drop_record_age_alarm, "no alarm on record age", id="no-age-alarm"),
+    pytest.param(_failure_retention(345600), "FailureQueue keeps", id="retention-4d"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), OUTAGE_BROKEN)
+def test_outage_losing_setting_is_caught(
+    sam: Callable[[], dict[str, Any]], mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    # GIVEN the template with one setting that would lose records in a long outage
+    doc = sam()
+    mutate(doc)
+    # WHEN the outage arithmetic checks it
+    found = outage_findings(doc)
+    # THEN the setting is reported
     assert any(expected in line for line in found), found
