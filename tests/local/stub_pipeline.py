@@ -25,14 +25,16 @@ class StubPipeline:
                 continue
             image = rec["dynamodb"]["NewImage"]
             try:
-                self.ddb.put_item(
+                resp = self.ddb.put_item(
                     TableName=table,
                     Item={"pk": {"S": f"email#{image['event_id']['S']}"}},
                     ConditionExpression="attribute_not_exists(pk)",
+                    ReturnConsumedCapacity="TOTAL",
                 )
             except self.ddb.exceptions.ConditionalCheckFailedException:
                 self.stats["duplicates"] += 1
                 continue
+            self.stats["write_units"] += int(resp["ConsumedCapacity"]["CapacityUnits"])
             self.ses.send_email(
                 FromEmailAddress="notifications@example.com",
                 Destination={"ToAddresses": [image["user"]["M"]["email"]["S"]]},

@@ -121,6 +121,58 @@ def test_cli_entry_runs_the_demo_on_its_own_embedded_aws() -> None:
     assert (summary["sent"], summary["emails_accepted"]) == (20, 20)
 
 
+def test_summary_shows_ledger_write_units_per_notification(
+    aws: str, run_demo: Callable[..., tuple[int, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a handler that reports the write units its ledger consumed (the stub: one
+    # conditional PutItem of a small item per notification, 1 unit each)
+    # WHEN the demo runs 12 events
+    code, summary = run_demo("--events", "12", "--batch-size", "5")
+    # THEN the summary divides the units by the notifications sent and prices them on demand
+    assert code == 0
+    assert summary["sent"] == 12
+    assert summary["ledger"] == {
+        "write_units": 12,
+        "write_units_per_notification": 1.0,
+        "usd_per_million_notifications": 0.625,
+    }
+    # AND the counters of the new handler are there, zero when it reports none
+    assert (summary["account_faults"], summary["unknown_outcomes"]) == (0, 0)
+    # WHEN the stream is replayed (nothing is sent, duplicates are refused by the condition)
+    code, replay = run_demo("--replay")
+    # THEN there is no per-notification figure to give
+    assert replay["sent"] == 0
+    assert replay["ledger"]["write_units_per_notification"] is None
+
+
+def test_ledger_cost_when_the_handler_reports_no_write_units() -> None:
+    # GIVEN a handler without the write_units counter (stats.get("write_units", 0) == 0)
+    # WHEN the cost is derived
+    cost = demo.ledger_cost(0, 500, reported=False)
+    # THEN no per-notification figure is invented
+    assert cost["write_units_per_notification"] is None
+    assert cost["usd_per_million_notifications"] is None
+    # AND with units reported: 2 per notification cost 1.25 USD per million on demand
+    assert demo.ledger_cost(1000, 500)["usd_per_million_notifications"] == 1.25
+
+
+def test_summary_table_names_the_write_units_row(
+    aws: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the table format and the stub handler (1 write unit per notification)
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--endpoint-url", aws, "--events", "4", "--handler-factory", STUB])
+    # WHEN the demo runs without --json
+    assert demo.run(args) == 0
+    rows = dict(
+        re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines()[2:]
+    )
+    # THEN the row gives units per notification and the on-demand price per million
+    row = rows["ledger write units per notification"]
+    assert row.startswith("1.00 (4 units; 0.6250 USD per million notifications")
+
+
 def test_an_unloadable_handler_is_reported_before_anything_starts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

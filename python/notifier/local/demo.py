@@ -30,6 +30,8 @@ from notifier.local.environ import patched_environ
 __all__ = ["add_arguments", "run"]
 
 _DEFAULT_FACTORY = "notifier.handler:build_handler"
+#: DynamoDB on-demand price, USD per million write request units (docs/FIELD-NOTES).
+WRITE_UNIT_USD_PER_MILLION = 0.625
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -322,6 +324,7 @@ def _run_pipeline(
 
     hs: Mapping[str, int] = dict(getattr(handler, "stats", {}))
     sent = int(hs.get("sent", 0))
+    write_units = int(hs.get("write_units", 0))
     emails_after = _emails_sent()
     lat = esm_stats.latencies_s
     summary: dict[str, Any] = {
@@ -334,6 +337,9 @@ def _run_pipeline(
         "failed": int(hs.get("failed_permanent", 0)),
         "failed_transient": int(hs.get("failed_transient", 0)),
         "dead_lettered": int(hs.get("dead_lettered", 0)),
+        "account_faults": int(hs.get("account_faults", 0)),
+        "unknown_outcomes": int(hs.get("unknown_outcomes", 0)),
+        "ledger": ledger_cost(write_units, sent, reported="write_units" in hs),
         "emails_accepted": (
             None if emails_after is None or emails_before is None else emails_after - emails_before
         ),
@@ -364,6 +370,20 @@ def _run_pipeline(
     return summary
 
 
+def ledger_cost(write_units: int, sent: int, *, reported: bool = True) -> dict[str, Any]:
+    """The ledger's DynamoDB write units (ReturnConsumedCapacity, summed by the handler) per
+    notification sent, and their on-demand cost per million notifications. ``None`` when the
+    handler reports no ``write_units`` or nothing was sent."""
+    per: float | None = write_units / sent if reported and sent else None
+    return {
+        "write_units": write_units,
+        "write_units_per_notification": None if per is None else round(per, 3),
+        "usd_per_million_notifications": (
+            None if per is None else round(per * WRITE_UNIT_USD_PER_MILLION, 4)
+        ),
+    }
+
+
 def format_summary(s: Mapping[str, Any]) -> str:
     """The summary as a readable two-column table."""
     esm = s["esm"]
@@ -377,10 +397,24 @@ def format_summary(s: Mapping[str, Any]) -> str:
         ("failed (permanent)", str(s["failed"])),
         ("transient failures (retried)", str(s["failed_transient"])),
         ("dead-lettered", str(s["dead_lettered"])),
+        ("account faults / unknown outcomes", f"{s['account_faults']} / {s['unknown_outcomes']}"),
         ("ESM invocations", str(esm["invocations"])),
         ("ESM redeliveries", str(esm["redeliveries"])),
         ("ESM bisects / to on-failure", f"{esm['bisects']} / {esm['on_failure_records']}"),
     ]
+    ledger = s["ledger"]
+    if ledger["write_units_per_notification"] is None:
+        why = "nothing sent" if s["sent"] == 0 else "not reported by the handler"
+        rows.append(("ledger write units", f"{ledger['write_units']} ({why})"))
+    else:
+        rows.append(
+            (
+                "ledger write units per notification",
+                f"{ledger['write_units_per_notification']:.2f} ({ledger['write_units']} units; "
+                f"{ledger['usd_per_million_notifications']:.4f} USD per million notifications "
+                f"at {WRITE_UNIT_USD_PER_MILLION} USD per million write units)",
+            )
+        )
     if s.get("emails_accepted") is not None:
         rows.append(("emails accepted by SES", str(s["emails_accepted"])))
     if s.get("faults"):
@@ -411,7 +445,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     if s["embedded"]:
         lines.append(
-            "(speed here is moto's: its TransactWriteItems copies the ledger table per item;"
+            "(speed here is moto's, which answers a few hundred calls/s;"
             " `make bench` measures notifier itself, see docs/DEMO.md)"
         )
     return "\n".join(lines)
