@@ -54,3 +54,35 @@ def test_seeding_gives_up_after_max_attempts(resources: Resources) -> None:
     # WHEN seeding / THEN it fails with a typed error instead of looping forever
     with pytest.raises(ProvisionError, match="unprocessed"):
         seed_events(10, client=client, max_attempts=3, sleep=lambda s: None)
+
+
+def test_concurrent_seeding_writes_every_event_once_and_reports_progress(
+    resources: Resources,
+) -> None:
+    # GIVEN a DynamoDB that leaves items unprocessed on its first three calls
+    real = boto3.client("dynamodb")
+    client = Throttled(real, refusals=3)
+    progress: list[int] = []
+    # WHEN 260 events are seeded with 4 BatchWriteItem calls in flight
+    written = seed_events(
+        260,
+        users=9,
+        client=client,
+        sleep=lambda s: None,
+        concurrency=4,
+        on_progress=progress.append,
+    )
+    # THEN every event is in the table exactly once (ids 0..259), leftovers included
+    assert written == 260
+    items = real.scan(TableName=resources.events_table)["Items"]
+    assert sorted(int(i["event_id"]["S"].rsplit("-", 1)[-1]) for i in items) == list(range(260))
+    # AND progress rose chunk by chunk to the total
+    assert progress == sorted(progress)
+    assert progress[-1] == 260
+    assert len(progress) == 11  # ceil(260 / 25) chunks
+
+
+def test_seeding_refuses_a_concurrency_below_one(resources: Resources) -> None:
+    # GIVEN / WHEN seeding with no writer at all / THEN it is refused
+    with pytest.raises(ValueError, match="concurrency"):
+        seed_events(10, concurrency=0)

@@ -282,6 +282,8 @@ def _run_pipeline(
             seed=args.seed,
             start=existing,
             on_progress=lambda n: progress.show("write", n, events),
+            # moto works on one request while the next is built and signed (docs/DEMO.md)
+            concurrency=4,
         )
         progress.show("write", events, events, force=True)
         progress.done()

@@ -199,41 +199,80 @@ def seed_events(
     max_attempts: int = 10,
     client: Any = None,
     sleep: Callable[[float], None] = time.sleep,
+    concurrency: int = 1,
 ) -> int:
     """Write events ``start .. start+n-1`` (``notifier.samples.make_item``) with
     BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns ``n``.
 
-    ``client`` (a boto3 DynamoDB client) defaults to one for ``endpoint_url``."""
+    ``client`` (a boto3 DynamoDB client, thread-safe) defaults to one for ``endpoint_url``.
+    ``concurrency`` > 1 keeps that many BatchWriteItem calls in flight (threads), so that
+    building and signing the next request overlaps the endpoint's work on the last one; the
+    stream then holds the chunks in completion order, not in index order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    ddb = client if client is not None else aws_client("dynamodb", endpoint_url, region)
+    chunks = [(lo, min(lo + 25, start + n)) for lo in range(start, start + n, 25)]
+
+    def write(chunk: tuple[int, int]) -> int:
+        _write_chunk(ddb, table, chunk, users, seed, max_attempts, sleep)
+        return chunk[1] - chunk[0]
+
+    written = 0
+    if concurrency == 1:
+        results: Any = map(write, chunks)
+        for count in results:
+            written += count
+            if on_progress is not None:
+                on_progress(written)
+        return written
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="seed") as pool:
+        # at most 2 x concurrency chunks built ahead: memory stays flat for any n
+        pending: list[Any] = []
+        for chunk in chunks:
+            pending.append(pool.submit(write, chunk))
+            if len(pending) >= 2 * concurrency:
+                written += pending.pop(0).result()
+                if on_progress is not None:
+                    on_progress(written)
+        for fut in pending:
+            written += fut.result()
+            if on_progress is not None:
+                on_progress(written)
+    return written
+
+
+def _write_chunk(
+    ddb: Any,
+    table: str,
+    chunk: tuple[int, int],
+    users: int,
+    seed: int,
+    max_attempts: int,
+    sleep: Callable[[float], None],
+) -> None:
     from boto3.dynamodb.types import TypeSerializer
 
     from notifier.samples import make_item
 
-    ddb = client if client is not None else aws_client("dynamodb", endpoint_url, region)
     ser = TypeSerializer()
-    written = 0
-    for chunk_start in range(start, start + n, 25):
-        chunk_end = min(chunk_start + 25, start + n)
-        requests: list[dict[str, Any]] = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        k: ser.serialize(v) for k, v in make_item(i, users=users, seed=seed).items()
-                    }
+    requests: list[dict[str, Any]] = [
+        {
+            "PutRequest": {
+                "Item": {
+                    k: ser.serialize(v) for k, v in make_item(i, users=users, seed=seed).items()
                 }
             }
-            for i in range(chunk_start, chunk_end)
-        ]
-        pending: dict[str, list[dict[str, Any]]] = {table: requests}
-        for attempt in range(max_attempts):
-            resp = ddb.batch_write_item(RequestItems=pending)
-            pending = {t: r for t, r in (resp.get("UnprocessedItems") or {}).items() if r}
-            if not pending:
-                break
-            sleep(min(2.0, 0.05 * 2**attempt))
-        else:
-            left = sum(len(v) for v in pending.values())
-            raise ProvisionError(f"BatchWriteItem left {left} items unprocessed")
-        written += chunk_end - chunk_start
-        if on_progress is not None:
-            on_progress(written)
-    return written
+        }
+        for i in range(*chunk)
+    ]
+    pending: dict[str, list[dict[str, Any]]] = {table: requests}
+    for attempt in range(max_attempts):
+        resp = ddb.batch_write_item(RequestItems=pending)
+        pending = {t: r for t, r in (resp.get("UnprocessedItems") or {}).items() if r}
+        if not pending:
+            return
+        sleep(min(2.0, 0.05 * 2**attempt))
+    left = sum(len(v) for v in pending.values())
+    raise ProvisionError(f"BatchWriteItem left {left} items unprocessed")
