@@ -26,14 +26,22 @@ $(BIN)/python:
 
 # Release build of the extension, profile-guided (deploy/pgo/build.sh: PGO=auto|1|0),
 # installed editable into the venv with every extra, and packed as a wheel into $(WHEELS).
+# Everything the demo needs is in it, so it also stands for the demo's set-up.
 $(VENV)/.built: $(PY_META) $(RUST_SRC) deploy/pgo/build.sh deploy/pgo/train.py | $(BIN)/python
 	WHEEL_OUT=$(WHEELS) deploy/pgo/build.sh $(BIN)/python develop --release --extras demo,test,lint
+	$(BIN)/python -c 'import notifier._core'
+	touch $@ $(VENV)/.built-demo
+
+# The demo's set-up: the same build with only the `demo` extra (moto, boto3), none of the
+# test and lint tools. A later `make setup`/`make test` adds them (and rebuilds).
+$(VENV)/.built-demo: $(PY_META) $(RUST_SRC) deploy/pgo/build.sh deploy/pgo/train.py | $(BIN)/python
+	deploy/pgo/build.sh $(BIN)/python develop --release --extras demo
 	$(BIN)/python -c 'import notifier._core'
 	touch $@
 
 build: setup
 
-demo: setup
+demo: $(VENV)/.built-demo
 	$(BIN)/notifier demo --events 1000
 
 test: setup lint test-rust test-python test-pythons

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Profile-guided build of the extension (as pydantic-core builds its wheels):
+#   0. a probe: a one-line program built instrumented by rustc, run, and its raw profile merged
+#      with each llvm-profdata found; none can read it -> no instrumented build is started;
 #   1. an instrumented release build (-Cprofile-generate), in its own target dir, unpacked;
 #   2. deploy/pgo/train.py runs the hot paths on it and leaves raw profiles;
 #   3. llvm-profdata merges them (the first candidate that reads this rustc's format);
@@ -73,6 +75,25 @@ plain() {
     exit
 }
 [[ ${#found[@]} -gt 0 ]] || plain "no llvm-profdata found" "$@"
+
+# Before ~70 s of instrumented build: can this rustc build an instrumented program at all,
+# and can one of the llvm-profdata found read what it writes? (An llvm-profdata older than
+# rustc's LLVM cannot read its raw profiles.) A one-line program answers in about a second.
+probe=$work/probe
+mkdir -p "$probe/raw"
+printf 'fn main() {}\n' >"$probe/main.rs"
+if ! rustc -Cprofile-generate="$probe/raw" -o "$probe/main" "$probe/main.rs" 2>"$probe/rustc.log" ||
+    ! LLVM_PROFILE_FILE="$probe/raw/probe-%p.profraw" "$probe/main"; then
+    plain "this rustc cannot build an instrumented program (no profiler runtime? $probe/rustc.log)" "$@"
+fi
+usable=()
+for tool in "${found[@]}"; do
+    "$tool" merge -o "$probe/probe.profdata" "$probe"/raw/*.profraw 2>/dev/null && usable+=("$tool")
+done
+[[ ${#usable[@]} -gt 0 ]] ||
+    plain "no llvm-profdata here reads rustc's raw profiles (tried: ${found[*]})" "$@"
+found=("${usable[@]}")
+echo "pgo: 0/4 ${found[0]} reads this rustc's profiles" >&2
 
 # The instrumented build is a plain host build. A final build with an explicit --target or
 # --zig (the Dockerfile's) names ~1,000 generic instantiations differently, and LLVM finds

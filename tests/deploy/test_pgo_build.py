@@ -29,16 +29,23 @@ def sandbox(tmp_path: Path) -> tuple[dict[str, str], Path]:
     and a Python that writes the arguments it was started with to ``calls``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("bash", "dirname", "mkdir", "rm", "sed"):
+    for tool in ("bash", "chmod", "dirname", "mkdir", "rm", "sed"):
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)
     sysroot = tmp_path / "sysroot"
     sysroot.mkdir()
     rustc = bin_dir / "rustc"
+    # (builds the probe, `rustc -Cprofile-generate=DIR -o OUT SRC`, as a program that leaves a
+    # raw profile where LLVM_PROFILE_FILE says; fails to when FAIL_PROBE is set)
     rustc.write_text(
         "#!/usr/bin/env bash\n"
         f'[[ $1 == --print ]] && echo "{sysroot}" && exit 0\n'
+        "if [[ $1 == -Cprofile-generate=* ]]; then\n"
+        "  [[ -n ${FAIL_PROBE:-} ]] && exit 1\n"
+        '  printf \'#!/usr/bin/env bash\\necho raw > "${LLVM_PROFILE_FILE//%%p/1}"\\n\' > "$3"\n'
+        '  chmod +x "$3"; exit 0\n'
+        "fi\n"
         'echo "host: x86_64-unknown-linux-gnu"\n'
     )
     calls = tmp_path / "calls"
@@ -197,3 +204,73 @@ def test_training_run_refuses_another_build(tmp_path: Path) -> None:
     # THEN it stops before training the wrong binary
     assert result.returncode != 0
     assert "expected the build under" in result.stderr
+
+
+def _profdata(env: dict[str, str], name: str, reads: bool) -> None:
+    """An llvm-profdata stand-in that can (exit 0) or cannot (exit 1, as LLVM 14-16 on rustc's
+    raw profiles) merge what it is given."""
+    tool = Path(env["PATH"]) / name
+    tool.write_text(
+        "#!/usr/bin/env bash\n"
+        + (
+            "exit 0\n"
+            if reads
+            else 'echo "unsupported instrumentation profile format" >&2; exit 1\n'
+        )
+    )
+    tool.chmod(0o755)
+
+
+@pytest.mark.parametrize("mode", ["auto", "1"])
+def test_an_llvm_profdata_that_cannot_read_rustc_profiles_stops_before_building(
+    sandbox: tuple[dict[str, str], Path], mode: str
+) -> None:
+    env, calls = sandbox
+    # GIVEN an llvm-profdata too old for this rustc's raw profiles
+    _profdata(env, "llvm-profdata", reads=False)
+    # WHEN the build runs
+    result = _build(env, mode)
+    # THEN the probe finds out first: no instrumented build is started
+    attempts = calls.read_text().splitlines() if calls.exists() else []
+    assert not any("--quiet" in a for a in attempts), attempts
+    assert "no llvm-profdata here reads rustc's raw profiles (tried: llvm-profdata)" in (
+        result.stderr
+    )
+    assert "pgo: 1/4 instrumented build" not in result.stderr
+    # AND auto builds plain at once, PGO=1 fails without building anything
+    if mode == "auto":
+        assert result.returncode == 0, result.stderr
+        assert attempts == ["-m maturin develop --release"]
+    else:
+        assert result.returncode == 1
+        assert attempts == []
+
+
+def test_a_rustc_that_cannot_build_instrumented_programs_stops_before_building(
+    sandbox: tuple[dict[str, str], Path],
+) -> None:
+    env, calls = sandbox
+    # GIVEN a working llvm-profdata but a rustc without the profiler runtime
+    _profdata(env, "llvm-profdata-19", reads=True)
+    # WHEN the build runs with the default mode
+    result = _build({**env, "FAIL_PROBE": "1"}, None)
+    # THEN the probe says so and the plain build runs, without an instrumented one
+    assert result.returncode == 0, result.stderr
+    assert "cannot build an instrumented program" in result.stderr
+    assert calls.read_text().splitlines() == ["-m maturin develop --release"]
+
+
+def test_the_probe_picks_the_llvm_profdata_that_reads_the_profiles(
+    sandbox: tuple[dict[str, str], Path],
+) -> None:
+    env, calls = sandbox
+    # GIVEN a newer-named llvm-profdata that cannot read rustc's profiles and one that can
+    _profdata(env, "llvm-profdata-22", reads=False)
+    _profdata(env, "llvm-profdata-19", reads=True)
+    # WHEN the build runs (its instrumented build stopped short, to keep the test offline)
+    result = _build({**env, "FAIL_INSTRUMENTED": "1"}, "auto")
+    # THEN the one that reads them is chosen, and only then is the instrumented build tried
+    assert "pgo: 0/4 llvm-profdata-19 reads this rustc's profiles" in result.stderr
+    wheel_dir = Path(env["CARGO_TARGET_DIR"]) / "pgo" / "wheel"
+    attempts = calls.read_text().splitlines()
+    assert attempts[0] == f"-m maturin build --release --quiet --out {wheel_dir}"
