@@ -119,6 +119,9 @@ class Breaker:
             wait = self.open_until - time.monotonic()
             if wait > 0:
                 if wait >= deadline.remaining():
+                    # Paused past this invocation's work: hold it to its deadline all the same,
+                    # so the ESM's retries come no faster than invocations end (no hot loop).
+                    await asyncio.sleep(max(0.0, deadline.remaining()))
                     return False
                 await asyncio.sleep(wait)
                 continue

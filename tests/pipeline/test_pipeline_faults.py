@@ -317,3 +317,29 @@ def test_failure_bodies_are_capped_in_bytes_after_encoding(char: str) -> None:
         assert doc["record_truncated"] is True
         assert doc["record_bytes"] == len((char * 300_000).encode())
         assert doc["record"] == char * len(doc["record"])
+
+
+def test_a_paused_channel_holds_the_invocation_instead_of_returning_at_once(
+    make_handler: Callable[..., Handler],
+    stream_event: Callable[..., Any],
+    provisioned: dict[str, str],
+) -> None:
+    # GIVEN a channel paused for a minute by an earlier account fault (process-wide breaker)
+    handler = make_handler(aws_clients="aiobotocore")
+    calls = _ses_answers(handler, 403, "ExpiredTokenException")
+    breaker = handler.pipeline.breaker("email")
+    breaker.trip("ExpiredTokenException")
+    breaker.cooldown = 60.0
+    breaker.open_until = time.monotonic() + 60.0
+    context = FakeContext(remaining_ms=2000)
+    # WHEN Lambda invokes it with 2 s left (work deadline 1.7 s)
+    started = time.monotonic()
+    with pytest.raises(BatchFailedError) as failed:
+        handler(stream_event(5), context)
+    # THEN nothing was claimed or sent, every record is reported, and the invocation was held
+    # to its work deadline (so the ESM's retries are paced), still ending before Lambda's
+    assert calls[0] == 0
+    assert ledger_items() == {}
+    assert failed.value.stats["account_faults"] == 5
+    assert time.monotonic() - started >= 1.5
+    assert context.get_remaining_time_in_millis() > 0
