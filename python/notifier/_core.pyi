@@ -23,7 +23,8 @@ __all__ = [
 __version__: str
 
 class DecodeError(ValueError):
-    """Malformed DynamoDB JSON or stream event; names the record index and attribute path."""
+    """Malformed DynamoDB JSON or stream event; names the record index and attribute path,
+    never an attribute's value."""
 
 class EncodeError(TypeError):
     """A Python value with no DynamoDB representation (float, NaN, >38 digits, unsupported type)."""

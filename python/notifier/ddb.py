@@ -26,6 +26,10 @@ sends: NaN/Infinity/whitespace/underscores in ``N`` (``DecodeError``), ``NULL`` 
 non-str attribute names, nesting deeper than DynamoDB's 32 levels; on the encode side ints and
 Decimals outside DynamoDB's range raise ``EncodeError`` (a ``TypeError``) where boto3 raises
 ``decimal`` signals.
+
+Error messages never quote attribute values (they end up in logs and failure records): they
+name the record index, the attribute path (names cut at 64 characters) and the problem, e.g.
+``Records[17].dynamodb.NewImage.user.age: invalid number (not a decimal literal, 21 characters)``.
 """
 
 from notifier._core import (

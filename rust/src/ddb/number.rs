@@ -81,14 +81,6 @@ impl NumberParts<'_> {
     }
 }
 
-fn shorten(text: &str) -> String {
-    let mut s: String = text.chars().take(48).collect();
-    if s.len() < text.len() {
-        s.push_str("...");
-    }
-    s
-}
-
 fn all_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -111,9 +103,20 @@ pub fn small_integer(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
+/// The error for text that is not a decimal literal: its length, never its text
+/// (number attributes may hold anything, personal data included).
+fn not_a_literal(text: &str) -> String {
+    format!(
+        "invalid number (not a decimal literal, {})",
+        super::error::length_of(text)
+    )
+}
+
 /// Parse and validate DynamoDB number text.
+///
+/// Error messages describe the problem, never the text itself.
 pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
-    let bad = || format!("invalid number {:?}", shorten(text));
+    let bad = || not_a_literal(text);
     let (negative, body) = match text.as_bytes().first() {
         Some(b'-') => (true, text.get(1..).unwrap_or("")),
         Some(b'+') => (false, text.get(1..).unwrap_or("")),
@@ -163,8 +166,7 @@ pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     if parts.is_zero() {
         if parts.exp < ETINY || parts.exp > EMAX {
             return Err(format!(
-                "number {:?} is out of DynamoDB's range (zero exponent must be within {ETINY}..={EMAX})",
-                shorten(text)
+                "number is out of DynamoDB's range (zero exponent must be within {ETINY}..={EMAX})"
             ));
         }
         return Ok(parts);
@@ -172,16 +174,12 @@ pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     let ndigits = parts.significant().count();
     if ndigits > MAX_DIGITS {
         return Err(format!(
-            "number {:?} has {ndigits} significant digits (DynamoDB allows {MAX_DIGITS})",
-            shorten(text)
+            "number has {ndigits} significant digits (DynamoDB allows {MAX_DIGITS})"
         ));
     }
     let adjusted = parts.exp + i64::try_from(ndigits).unwrap_or(0) - 1;
     if parts.exp < ETINY || adjusted > EMAX {
-        return Err(format!(
-            "number {:?} is out of DynamoDB's range (magnitude 1E-130 to 9.9E+125)",
-            shorten(text)
-        ));
+        return Err("number is out of DynamoDB's range (magnitude 1E-130 to 9.9E+125)".to_owned());
     }
     Ok(parts)
 }
@@ -279,6 +277,26 @@ mod tests {
         assert!(parse("0E-166").is_err());
         assert!(parse("1E999999999999999999999999").is_err());
         assert!(parse("0E-999999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_the_text() {
+        let marker = "jane.doe@corp.example";
+        for text in [
+            marker.to_owned(),
+            format!("1{marker}"),
+            format!("{}1", "9".repeat(40)),
+            "1E+999".to_owned(),
+            "1E-999".to_owned(),
+            "0E+999".to_owned(),
+        ] {
+            let err = parse(&text).expect_err(&text);
+            assert!(!err.contains(&text), "{err}");
+        }
+        assert_eq!(
+            parse(marker),
+            Err("invalid number (not a decimal literal, 21 characters)".into())
+        );
     }
 
     #[test]
