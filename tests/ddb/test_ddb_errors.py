@@ -59,7 +59,7 @@ MALFORMATIONS: dict[str, tuple[Mutation, str]] = {
     "39 digits": (
         lambda r: _image(r).update(created_at={"N": "1" * 39}),
         "Records[17].dynamodb.NewImage.created_at: number has 39 significant digits (DynamoDB "
-        "allows 38)",
+        "allows 38; leading and trailing zeros do not count)",
     ),
     "bad base64": (
         lambda r: _image(r).update(trace={"B": "not base64!"}),
@@ -77,7 +77,8 @@ MALFORMATIONS: dict[str, tuple[Mutation, str]] = {
     ),
     "set member": (
         lambda r: _image(r)["data"]["M"].update(ratings={"NS": ["1", "1e999"]}),
-        "Records[17].dynamodb.NewImage.data.ratings[1]: number is out of DynamoDB's range",
+        "Records[17].dynamodb.NewImage.data.ratings[1]: number out of range (magnitude must be "
+        "below 1E+127;",
     ),
     "NULL false": (
         lambda r: _image(r).update(priority={"NULL": False}),

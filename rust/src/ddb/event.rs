@@ -721,7 +721,10 @@ pub(crate) mod tests {
     fn value_errors_carry_paths_and_tags() {
         let cases = [
             (r#"{"S": 5}"#, "S: invalid type: integer, expected a string"),
-            (r#"{"N": "1e999"}"#, "number is out of DynamoDB's range"),
+            (
+                r#"{"N": "1e999"}"#,
+                "number out of range (magnitude must be below 1E+127",
+            ),
             (
                 r#"{"L": [{"S": "a"}, {"Q": 1}]}"#,
                 "[1]: unknown type tag \"Q\"",
