@@ -56,7 +56,7 @@ def dynamodb_number(text: str) -> Decimal | None:
     if not GRAMMAR.fullmatch(text):
         return None
     d = Decimal(text)
-    if d.is_zero():
+    if d.is_zero() or not -400 <= d.adjusted() <= 400:  # far outside; keeps _WIDE exact
         return None
     n = d.normalize(_WIDE)
     assert n == d, "the wide context must not round"
@@ -103,6 +103,8 @@ PLAIN_BOTO3_TAKES = ["0." + "0" * 129 + "1", "-0." + "0" * 129 + "1", "9" * 38]
 @example("9.9E+125")
 @example("1E+126")
 @example("1E+127")
+@example("1E+999999999")
+@example("1E-999999999")
 @example("0E+126")
 @example("0E+127")
 @example("-0")
