@@ -219,7 +219,12 @@ pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
         return Ok(parts);
     }
     let written = parts.written_digits();
-    let trailing = parts.trailing_zeros();
+    // Trailing zeros only matter past 38 digits or below Etiny; not counted otherwise.
+    let trailing = if written > MAX_DIGITS || parts.exp < ETINY {
+        parts.trailing_zeros()
+    } else {
+        0
+    };
     let ndigits = written - trailing;
     if ndigits > MAX_DIGITS {
         return Err(format!(
