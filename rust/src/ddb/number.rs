@@ -225,7 +225,7 @@ pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     } else {
         0
     };
-    let ndigits = written - trailing;
+    let ndigits = written.saturating_sub(trailing);
     if ndigits > MAX_DIGITS {
         return Err(format!(
             "number has {ndigits} significant digits (DynamoDB allows {MAX_DIGITS}; \
