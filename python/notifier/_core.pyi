@@ -23,10 +23,12 @@ __all__ = [
 __version__: str
 
 class DecodeError(ValueError):
-    """Malformed DynamoDB JSON or stream event; names the record index and attribute path."""
+    """Malformed DynamoDB JSON or stream event; names the record index and attribute path,
+    never an attribute's value."""
 
 class EncodeError(TypeError):
-    """A Python value with no DynamoDB representation (float, NaN, >38 digits, unsupported type)."""
+    """A Python value with no DynamoDB representation (float, NaN, more than 38 significant
+    digits, magnitude from 1E+127, unsupported type)."""
 
 class TemplateError(ValueError):
     """A template that fails to load, compile or render; names the template, file and line.

@@ -21,11 +21,22 @@ batch's dicts, the automatic collector waits for it to return (what CPython 3.12
 call into C; on 3.11 it would otherwise rescan the half-built batch every few hundred objects).
 Decimals and attribute-name strs may be shared between the records of one batch (immutable).
 
+Numbers are counted as DynamoDB counts them: at most 38 significant digits, leading and trailing
+zeros not counted, magnitude below 1E+127, no significant digit below 1E-165 (DynamoDB itself
+stores 1E-130 to 9.9999999999999999999999999999999999999E+125). So ``"1"`` followed by 38 zeros,
+which DynamoDB returns for a stored 1E+38, decodes to ``Decimal("1E+38")`` (as Powertools does),
+where boto3 raises ``decimal.Rounded``; wherever boto3 accepts a text the Decimal is boto3's,
+digit for digit. ``serialize_value(10**38)`` gives ``{"N": "1000...0"}``, which DynamoDB stores.
+
 Deliberate differences from boto3, all raising instead of returning something DynamoDB never
 sends: NaN/Infinity/whitespace/underscores in ``N`` (``DecodeError``), ``NULL`` other than true,
 non-str attribute names, nesting deeper than DynamoDB's 32 levels; on the encode side ints and
-Decimals outside DynamoDB's range raise ``EncodeError`` (a ``TypeError``) where boto3 raises
+Decimals outside that range raise ``EncodeError`` (a ``TypeError``) where boto3 raises
 ``decimal`` signals.
+
+Error messages never quote attribute values (they end up in logs and failure records): they
+name the record index, the attribute path (names cut at 64 characters) and the problem, e.g.
+``Records[17].dynamodb.NewImage.user.age: invalid number (not a decimal literal, 21 characters)``.
 """
 
 from notifier._core import (

@@ -48,19 +48,23 @@ MALFORMATIONS: dict[str, tuple[Mutation, str]] = {
     ),
     "bad number": (
         lambda r: _image(r).update(created_at={"N": "12a"}),
-        'Records[17].dynamodb.NewImage.created_at: invalid number "12a"',
+        "Records[17].dynamodb.NewImage.created_at: "
+        "invalid number (not a decimal literal, 3 characters)",
     ),
     "NaN": (
         lambda r: _image(r).update(created_at={"N": "NaN"}),
-        'Records[17].dynamodb.NewImage.created_at: invalid number "NaN"',
+        "Records[17].dynamodb.NewImage.created_at: "
+        "invalid number (not a decimal literal, 3 characters)",
     ),
     "39 digits": (
         lambda r: _image(r).update(created_at={"N": "1" * 39}),
-        "Records[17].dynamodb.NewImage.created_at: number ",
+        "Records[17].dynamodb.NewImage.created_at: number has 39 significant digits (DynamoDB "
+        "allows 38; leading and trailing zeros do not count)",
     ),
     "bad base64": (
         lambda r: _image(r).update(trace={"B": "not base64!"}),
-        "Records[17].dynamodb.NewImage.trace: invalid base64",
+        "Records[17].dynamodb.NewImage.trace: "
+        "invalid base64 (a byte that is not base64 at offset 3; 11 characters)",
     ),
     "S holds a number": (
         lambda r: _image(r)["user"]["M"].update(name={"S": 5}),
@@ -68,15 +72,17 @@ MALFORMATIONS: dict[str, tuple[Mutation, str]] = {
     ),
     "list item": (
         lambda r: _image(r)["data"]["M"]["steps"]["L"][2]["M"].update(at={"N": "x"}),
-        'Records[17].dynamodb.NewImage.data.steps[2].at: invalid number "x"',
+        "Records[17].dynamodb.NewImage.data.steps[2].at: invalid number (not a decimal literal, 1 "
+        "character)",
     ),
     "set member": (
         lambda r: _image(r)["data"]["M"].update(ratings={"NS": ["1", "1e999"]}),
-        "Records[17].dynamodb.NewImage.data.ratings[1]: number ",
+        "Records[17].dynamodb.NewImage.data.ratings[1]: number out of range (magnitude must be "
+        "below 1E+127;",
     ),
     "NULL false": (
         lambda r: _image(r).update(priority={"NULL": False}),
-        "Records[17].dynamodb.NewImage.priority: NULL: expected true",
+        "Records[17].dynamodb.NewImage.priority: NULL: expected true, found false",
     ),
     "image not an object": (
         lambda r: r["dynamodb"].update(NewImage=[1]),
@@ -88,7 +94,8 @@ MALFORMATIONS: dict[str, tuple[Mutation, str]] = {
     ),
     "unknown event name": (
         lambda r: r.update(eventName="UPSERT"),
-        'Records[17].eventName: unknown event name "UPSERT"',
+        "Records[17].eventName: unknown event name (expected INSERT, MODIFY or REMOVE, found 6 "
+        "characters)",
     ),
     "record not an object": (
         lambda r: _replace(r, {"x": 1}),
@@ -153,7 +160,10 @@ def test_collect_mode_on_the_malformed_batch_file(load_event: Callable[[str], by
         (3, "bad-3", "400"),
     ]
     assert str(bad[0].error) == 'Records[1].dynamodb.NewImage.user.email: unknown type tag "X"'
-    assert str(bad[1].error) == 'Records[3].dynamodb.NewImage.steps[2]: invalid number "NaN"'
+    assert str(bad[1].error) == (
+        "Records[3].dynamodb.NewImage.steps[2]: "
+        "invalid number (not a decimal literal, 3 characters)"
+    )
     assert bad[0].raw in raw.decode()
     assert "bad-3" in repr(bad[1]) or "400" in repr(bad[1])
     # AND in raise mode the first bad record stops the batch

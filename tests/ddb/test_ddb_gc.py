@@ -224,7 +224,7 @@ def test_the_gc_switch_is_left_as_the_caller_had_it_by_every_builder(enabled: bo
             builder(good)()
             assert gc.isenabled() is enabled, how
         for call in (_via_deserialize_image(bad), _via_deserialize_value(bad)):
-            with pytest.raises(ValueError, match="not a number"):
+            with pytest.raises(ValueError, match="invalid number"):
                 call()
             # THEN the automatic GC is on or off exactly as before each call
             assert gc.isenabled() is enabled

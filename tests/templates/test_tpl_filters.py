@@ -74,6 +74,25 @@ def test_datetime_errors(make_set: MakeSet, expr: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("v|datetime", "cannot read a string of 21 characters as ISO 8601"),
+        ("v|date", "cannot read a string of 21 characters as ISO 8601"),
+        ("n|datetime(tz=v)", "unknown time zone (21 characters; use an IANA name"),
+    ],
+)
+def test_datetime_errors_never_quote_the_value(make_set: MakeSet, expr: str, message: str) -> None:
+    # GIVEN a record's value (an email address) where a date/time or a time zone belongs
+    ts = make_set({"t/body.txt": "{{ " + expr + " }}"})
+    email = "jane.doe@corp.example"
+    # WHEN rendered THEN TemplateError describes the problem without the value
+    with pytest.raises(TemplateError) as info:
+        ts.render("t", {"v": email, "n": NEW_YEAR})
+    assert message in str(info.value), str(info.value)
+    assert email not in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("expr", "value", "expected"),
     [
         ("v|number", 1234567, "1,234,567"),

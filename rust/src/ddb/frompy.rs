@@ -8,8 +8,8 @@ use pyo3::types::{
     PyString, PyTuple,
 };
 
-use super::error::DecodeErr;
-use super::event::{RecordData, EVENT_NAMES};
+use super::error::{quote_capped, DecodeErr};
+use super::event::{unknown_event_name, RecordData, EVENT_NAMES};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
 use super::number;
 use super::tagkeys;
@@ -159,16 +159,24 @@ fn tag_of<'py>(obj: &Bound<'py, PyAny>) -> Result<(Tag, Bound<'py, PyAny>), Fail
     }
     let mut items = mapping_items(obj, "an AttributeValue mapping such as {\"S\": \"text\"}")?;
     if items.len() != 1 {
+        // Keys are names (tags, or attribute names of a plain mapping); the
+        // first three are shown, each cut to 40 characters.
         let names: Vec<String> = items
             .iter()
-            .map(|(k, _)| {
-                k.str()
-                    .map(|s| format!("{:?}", s.to_string()))
-                    .unwrap_or_default()
+            .take(3)
+            .map(|(k, _)| match k.downcast::<PyString>() {
+                Ok(s) => quote_capped(&s.to_string_lossy(), 40),
+                Err(_) => format!("a {} key", type_name(k)),
             })
             .collect();
         return Err(bad(if names.is_empty() {
             "expected exactly one type tag, found none".to_owned()
+        } else if items.len() > names.len() {
+            format!(
+                "expected exactly one type tag, found {} keys: {} and more",
+                items.len(),
+                names.join(", ")
+            )
         } else {
             format!(
                 "expected exactly one type tag, found {}",
@@ -185,16 +193,18 @@ fn tag_of<'py>(obj: &Bound<'py, PyAny>) -> Result<(Tag, Bound<'py, PyAny>), Fail
     let name = name.to_cow()?;
     match Tag::from_name(&name) {
         Some(tag) => Ok((tag, v)),
-        None => Err(bad(format!("unknown type tag {:?}", shorten(&name)))),
+        None => Err(bad(format!("unknown type tag {}", quote_capped(&name, 40)))),
     }
 }
 
-fn shorten(s: &str) -> String {
-    let mut out: String = s.chars().take(40).collect();
-    if out.len() < s.len() {
-        out.push_str("...");
+/// `NULL` holding anything but `True`: `False` is named (not data), anything
+/// else only by its type.
+fn null_not_true(v: &Bound<'_, PyAny>) -> Fail {
+    if v.is_instance_of::<PyBool>() {
+        bad("NULL: expected true, found false")
+    } else {
+        bad(format!("NULL: expected true, found {}", type_name(v)))
     }
-    out
 }
 
 fn wrong(tag: Tag, want: &str, obj: &Bound<'_, PyAny>) -> Fail {
@@ -401,7 +411,7 @@ impl<'py> Deser<'py> {
             }
             Tag::Null => {
                 if !v.is(PyBool::new(py, true)) {
-                    return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
+                    return Err(null_not_true(&v));
                 }
                 py.None().into_bound(py)
             }
@@ -490,7 +500,7 @@ pub(crate) fn to_attr(obj: &Bound<'_, PyAny>, depth: u32) -> Result<AttrValue, F
         }
         Tag::Null => {
             if !v.is(PyBool::new(v.py(), true)) {
-                return Err(bad(format!("NULL: expected true, found {}", v.repr()?)));
+                return Err(null_not_true(&v));
             }
             AttrValue::Null
         }
@@ -580,10 +590,7 @@ pub(crate) fn record_from_py(rec: &Bound<'_, PyAny>) -> Result<RecordData, Fail>
     let event_id = str_field(rec, "eventID")?.ok_or_else(|| missing("eventID"))?;
     let event_name = str_field(rec, "eventName")?.ok_or_else(|| missing("eventName"))?;
     if !EVENT_NAMES.contains(&event_name.as_str()) {
-        return Err(bad(format!(
-            "unknown event name {event_name:?} (expected INSERT, MODIFY or REMOVE)"
-        ))
-        .within_key("eventName"));
+        return Err(bad(unknown_event_name(&event_name)).within_key("eventName"));
     }
     let ddb = field(rec, "dynamodb")?.ok_or_else(|| missing("dynamodb"))?;
     let in_ddb = |e: Fail| e.within_key("dynamodb");

@@ -9,7 +9,7 @@ use std::fmt;
 use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::error::{DecodeErr, PathSeg};
+use super::error::{length_of, quote_capped, redact_serde, DecodeErr, PathSeg};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
 
 /// DynamoDB allows 32 levels of nested `L`/`M` attributes.
@@ -27,12 +27,14 @@ pub(crate) struct Ctx {
 }
 
 /// serde_json appends " at line L column C"; the attribute path says more.
-fn serde_msg(e: &impl fmt::Display) -> String {
+/// Quoted input values are removed ([`redact_serde`]).
+pub(crate) fn serde_msg(e: &impl fmt::Display) -> String {
     let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s.get(..i).unwrap_or(&s).to_owned(),
-        None => s,
-    }
+    let s = match s.rfind(" at line ") {
+        Some(i) => s.get(..i).unwrap_or(&s),
+        None => &s,
+    };
+    redact_serde(s)
 }
 
 impl Ctx {
@@ -64,19 +66,24 @@ impl Ctx {
     }
 }
 
-fn shorten(s: &str) -> String {
-    let mut out: String = s.chars().take(40).collect();
-    if out.len() < s.len() {
-        out.push_str("...");
-    }
-    out
-}
-
 /// Decode standard base64 (with padding), as DynamoDB JSON carries `B`/`BS`.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| format!("invalid base64 ({e})"))
+        .map_err(|e| base64_problem(text, &e))
+}
+
+/// What is wrong with base64 text, without the text or the offending byte
+/// (`base64`'s own messages quote the byte, a piece of the value).
+fn base64_problem(text: &str, e: &base64::DecodeError) -> String {
+    use base64::DecodeError as E;
+    let what = match e {
+        E::InvalidByte(at, _) => format!("a byte that is not base64 at offset {at}"),
+        E::InvalidLength(_) => "a length that is not a whole number of base64 blocks".to_owned(),
+        E::InvalidLastSymbol(at, _) => format!("a last symbol with bits left over at offset {at}"),
+        E::InvalidPadding => "invalid padding".to_owned(),
+    };
+    format!("invalid base64 ({what}; {})", length_of(text))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -190,8 +197,8 @@ impl<'de> Visitor<'de> for AvSeed<'_> {
                 Ok(t) => t,
                 Err(unknown) => {
                     return Err(ctx.fail(DecodeErr::new(format!(
-                        "unknown type tag {:?}",
-                        shorten(&unknown)
+                        "unknown type tag {}",
+                        quote_capped(&unknown, 40)
                     ))))
                 }
             };

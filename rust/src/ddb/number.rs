@@ -1,10 +1,20 @@
-//! DynamoDB number validation, matching boto3's `DYNAMODB_CONTEXT` exactly.
+//! DynamoDB number validation: every number DynamoDB stores and returns, and
+//! every number boto3's `DYNAMODB_CONTEXT` accepts.
 //!
 //! boto3 decodes `N` with `Context(prec=38, Emin=-128, Emax=126, traps=[Clamped,
 //! Overflow, Inexact, Rounded, Underflow]).create_decimal(text)`. For finite
-//! input that means: at most 38 significant digits (leading zeros stripped,
+//! input that means: at most 38 digits as written (leading zeros stripped,
 //! trailing zeros count), exponent >= Etiny (-165) and adjusted exponent
 //! (exponent + digits - 1) <= Emax (126); a zero needs -165 <= exponent <= 126.
+//!
+//! DynamoDB itself counts precision without trailing zeros and returns numbers
+//! in plain notation: a stored 1E+38 comes back as `1` and 38 zeros, which
+//! boto3's context refuses (it would have to round). So the rule applied here:
+//! at most 38 significant digits, leading AND trailing zeros not counted;
+//! magnitude below 1E+127 and no significant digit below 1E-165 (a superset of
+//! DynamoDB's 1E-130 to 9.9999999999999999999999999999999999999E+125, and of
+//! what boto3 accepts). A value whose spelling boto3 could not hold is given as
+//! its canonical text ([`NumberParts::normalized`]), the same value.
 //! NaN, Infinity, whitespace and underscores (which `Decimal()` accepts) are
 //! rejected on purpose: DynamoDB never sends them.
 
@@ -33,6 +43,43 @@ impl NumberParts<'_> {
             .bytes()
             .chain(self.frac.bytes())
             .skip_while(|&b| b == b'0')
+    }
+
+    /// Digits as written from the first nonzero one (trailing zeros included).
+    pub fn written_digits(&self) -> usize {
+        self.significant().count()
+    }
+
+    /// Zeros at the end of the digits as written (all of them for a zero).
+    pub fn trailing_zeros(&self) -> usize {
+        let rev = self.frac.bytes().rev().chain(self.int.bytes().rev());
+        rev.take_while(|&b| b == b'0').count()
+    }
+
+    /// The canonical text of a nonzero value written with more than 38 digits
+    /// whose trailing zeros bring it within 38 (`1` and 38 zeros: `1E+38`), or
+    /// with an exponent below `ETINY` that its trailing zeros lift (`10E-166`:
+    /// `1E-165`): boto3's context cannot hold the spelling as written, though
+    /// the value fits. `None` when the spelling fits as written.
+    pub fn normalized(&self) -> Option<String> {
+        if self.is_zero() {
+            return None;
+        }
+        let written = self.written_digits();
+        if written <= MAX_DIGITS && self.exp >= ETINY {
+            return None;
+        }
+        let trailing = self.trailing_zeros();
+        let keep = written.saturating_sub(trailing);
+        let exp = self.exp + i64::try_from(trailing).unwrap_or(0);
+        let mut out = String::with_capacity(keep + 8);
+        if self.negative {
+            out.push('-');
+        }
+        out.extend(self.significant().take(keep).map(char::from));
+        out.push('E');
+        out.push_str(&exp.to_string());
+        Some(out)
     }
 
     pub fn is_zero(&self) -> bool {
@@ -81,14 +128,6 @@ impl NumberParts<'_> {
     }
 }
 
-fn shorten(text: &str) -> String {
-    let mut s: String = text.chars().take(48).collect();
-    if s.len() < text.len() {
-        s.push_str("...");
-    }
-    s
-}
-
 fn all_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -111,9 +150,20 @@ pub fn small_integer(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
+/// The error for text that is not a decimal literal: its length, never its text
+/// (number attributes may hold anything, personal data included).
+fn not_a_literal(text: &str) -> String {
+    format!(
+        "invalid number (not a decimal literal, {})",
+        super::error::length_of(text)
+    )
+}
+
 /// Parse and validate DynamoDB number text.
+///
+/// Error messages describe the problem, never the text itself.
 pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
-    let bad = || format!("invalid number {:?}", shorten(text));
+    let bad = || not_a_literal(text);
     let (negative, body) = match text.as_bytes().first() {
         Some(b'-') => (true, text.get(1..).unwrap_or("")),
         Some(b'+') => (false, text.get(1..).unwrap_or("")),
@@ -163,24 +213,38 @@ pub fn parse(text: &str) -> Result<NumberParts<'_>, String> {
     if parts.is_zero() {
         if parts.exp < ETINY || parts.exp > EMAX {
             return Err(format!(
-                "number {:?} is out of DynamoDB's range (zero exponent must be within {ETINY}..={EMAX})",
-                shorten(text)
+                "number out of range (a zero's exponent must be within {ETINY}..={EMAX})"
             ));
         }
         return Ok(parts);
     }
-    let ndigits = parts.significant().count();
+    let written = parts.written_digits();
+    // Trailing zeros only matter past 38 digits or below Etiny; not counted otherwise.
+    let trailing = if written > MAX_DIGITS || parts.exp < ETINY {
+        parts.trailing_zeros()
+    } else {
+        0
+    };
+    let ndigits = written.saturating_sub(trailing);
     if ndigits > MAX_DIGITS {
         return Err(format!(
-            "number {:?} has {ndigits} significant digits (DynamoDB allows {MAX_DIGITS})",
-            shorten(text)
+            "number has {ndigits} significant digits (DynamoDB allows {MAX_DIGITS}; \
+             leading and trailing zeros do not count)"
         ));
     }
-    let adjusted = parts.exp + i64::try_from(ndigits).unwrap_or(0) - 1;
-    if parts.exp < ETINY || adjusted > EMAX {
+    let adjusted = parts.exp + i64::try_from(written).unwrap_or(0) - 1;
+    if adjusted > EMAX {
         return Err(format!(
-            "number {:?} is out of DynamoDB's range (magnitude 1E-130 to 9.9E+125)",
-            shorten(text)
+            "number out of range (magnitude must be below 1E+{}; \
+             DynamoDB stores up to 9.9999999999999999999999999999999999999E+125)",
+            EMAX + 1
+        ));
+    }
+    let last = parts.exp + i64::try_from(trailing).unwrap_or(0);
+    if last < ETINY {
+        return Err(format!(
+            "number out of range (a significant digit below 1E{ETINY}, \
+             the smallest place accepted; DynamoDB stores magnitudes from 1E-130)"
         ));
     }
     Ok(parts)
@@ -264,11 +328,29 @@ mod tests {
         let d38 = "9".repeat(38);
         assert!(parse(&d38).is_ok());
         assert!(parse(&format!("{d38}9")).is_err());
-        assert!(parse(&format!("{d38}0")).is_err(), "trailing zeros count");
+        assert!(
+            parse(&format!("{d38}0")).is_ok(),
+            "trailing zeros do not count"
+        );
+        assert!(parse(&format!("{d38}.0000")).is_ok(), "nor fractional ones");
+        assert!(parse(&format!("{d38}1")).is_err());
+        assert!(
+            parse(&format!("1{}", "0".repeat(126))).is_ok(),
+            "1E+126, plain"
+        );
+        assert!(
+            parse(&format!("1{}", "0".repeat(127))).is_err(),
+            "1E+127, plain"
+        );
+        assert!(
+            parse(&format!("0.{}1", "0".repeat(129))).is_ok(),
+            "1E-130, plain"
+        );
         assert!(parse(&format!("000{d38}")).is_ok(), "leading zeros do not");
         assert!(parse("1E-165").is_ok());
         assert!(parse("1E-166").is_err());
-        assert!(parse("10E-166").is_err(), "exponent, not value, decides");
+        assert!(parse("10E-166").is_ok(), "the value decides: 1E-165");
+        assert!(parse("11E-166").is_err());
         assert!(parse("9.9E+125").is_ok());
         assert!(parse("1E+126").is_ok());
         assert!(parse("10E+125").is_ok());
@@ -279,6 +361,46 @@ mod tests {
         assert!(parse("0E-166").is_err());
         assert!(parse("1E999999999999999999999999").is_err());
         assert!(parse("0E-999999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_the_text() {
+        let marker = "jane.doe@corp.example";
+        for text in [
+            marker.to_owned(),
+            format!("1{marker}"),
+            format!("{}1", "9".repeat(40)),
+            "1E+999".to_owned(),
+            "1E-999".to_owned(),
+            "0E+999".to_owned(),
+        ] {
+            let err = parse(&text).expect_err(&text);
+            assert!(!err.contains(&text), "{err}");
+        }
+        assert_eq!(
+            parse(marker),
+            Err("invalid number (not a decimal literal, 21 characters)".into())
+        );
+    }
+
+    #[test]
+    fn values_boto3_cannot_hold_as_written_are_normalized() {
+        let norm = |t: &str| parse(t).map(|p| p.normalized());
+        let e38 = format!("1{}", "0".repeat(38));
+        assert_eq!(norm(&e38), Ok(Some("1E38".into())));
+        assert_eq!(norm(&format!("-{e38}")), Ok(Some("-1E38".into())));
+        assert_eq!(
+            norm("110111111111111110000000000000000000000"),
+            Ok(Some("11011111111111111E22".into()))
+        );
+        assert_eq!(norm("10E-166"), Ok(Some("1E-165".into())));
+        assert_eq!(
+            norm(&format!("1.{}", "0".repeat(40))),
+            Ok(Some("1E0".into()))
+        );
+        assert_eq!(norm(&"9".repeat(38)), Ok(None));
+        assert_eq!(norm("1.50"), Ok(None));
+        assert_eq!(norm("0E+5"), Ok(None));
     }
 
     #[test]

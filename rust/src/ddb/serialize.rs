@@ -168,7 +168,7 @@ impl<'py> Ser<'py> {
                 .call_method0(intern!(self.py, "bit_length"))?
                 .extract()?;
             if bits > 430 {
-                return Err(bad("int is out of DynamoDB's number range"));
+                return Err(bad("int out of range (magnitude must be below 1E+127)"));
             }
             int.str()?
         } else if obj.is_instance(&self.decimal)? {

@@ -395,6 +395,14 @@ impl<'py, 'k> ToPy<'py, 'k> {
         }
         let d = match plain_i64(raw) {
             Some(i) => self.decimal.call1((i,))?,
+            // Only text this long can hold more than 38 digits (or an exponent
+            // below -165 lifted by trailing zeros, as in `10E-166`).
+            None if raw.len() > 38 || raw.contains(['e', 'E']) => {
+                match super::number::parse(raw).ok().and_then(|p| p.normalized()) {
+                    Some(canonical) => self.decimal.call1((canonical,))?,
+                    None => self.decimal.call1((text(),))?,
+                }
+            }
             None => self.decimal.call1((text(),))?,
         };
         if self.untrack_decimals {

@@ -297,8 +297,10 @@ fn time_zone(name: &str) -> Result<Tz, Error> {
         return Ok(tz);
     }
     let tz = Tz::from_str(name).map_err(|_| {
+        // The zone may come from a record (a user's time zone): not quoted.
         invalid(format!(
-            "unknown time zone {name:?} (use an IANA name such as \"Europe/Berlin\")"
+            "unknown time zone ({}; use an IANA name such as \"Europe/Berlin\")",
+            crate::ddb::error::length_of(name)
         ))
     })?;
     LAST.with(|c| *c.borrow_mut() = Some((name.into(), tz)));
@@ -313,8 +315,10 @@ fn to_moment(value: &Value) -> Result<DateTime<Utc>, Error> {
             return from_epoch(&dec);
         }
         return parse_iso(text).ok_or_else(|| {
+            // The text is a record's value: described, never quoted.
             invalid(format!(
-                "datetime: cannot read {text:?} as ISO 8601 date/time or epoch seconds"
+                "datetime: cannot read a string of {} as ISO 8601 date/time or epoch seconds",
+                crate::ddb::error::length_of(text)
             ))
         });
     }
