@@ -309,6 +309,8 @@ class Pipeline:
     async def _gate(self, name: str, batch: _Batch) -> tuple[bool, bool | None]:
         """(may go, probe) for a call to dependency ``name`` (a channel or "ledger")."""
         breaker = self.breaker(name)
+        if breaker.cooldown == 0.0:
+            return True, None  # closed: the common case, no wait
         probe = await breaker.gate(batch.work)
         if probe is False:
             self._alarm(batch, name, breaker.code or "AccountFault")
