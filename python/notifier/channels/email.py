@@ -115,38 +115,30 @@ class EmailOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     fallback_send_rate: float = 14.0
 
 
+def _account_fault(code: str, reason: str) -> SendResult:
+    return SendResult(
+        Outcome.TRANSIENT, code=code, reason=reason, retry_now=False, account_fault=True
+    )
+
+
 def classify_exception(exc: BaseException) -> SendResult:
     """Map an exception from ``send_email`` to a classified result (no address in its reason)."""
     code, status = client_error_code(exc)
     reason = scrub(str(exc))[:300]
     if code is not None or status is not None:
         if code in ACCOUNT_FAULTS or status in (401, 403, 408):
-            return SendResult(
-                Outcome.TRANSIENT,
-                code=code or f"HTTP{status}",
-                reason=reason,
-                retry_now=False,
-                account_fault=True,
-            )
+            return _account_fault(code or f"HTTP{status}", reason)
         if code in _THROTTLE or status == 429:
             return SendResult(Outcome.TRANSIENT, code=code or "HTTP429", reason=reason)
         if status is not None and status >= 500:
             return SendResult(Outcome.TRANSIENT, code=code or f"HTTP{status}", reason=reason)
         if code == "MessageRejected" and _UNVERIFIED.search(str(exc)):
             # SES names an unverified identity (sandbox recipient or sender): the account's setup.
-            return SendResult(
-                Outcome.TRANSIENT, code=code, reason=reason, retry_now=False, account_fault=True
-            )
+            return _account_fault(code, reason)
         if code in _PERMANENT:
             return SendResult(Outcome.PERMANENT, code=code, reason=reason)
         # Any other 4xx (or an unknown code): not known to be this message's fault.
-        return SendResult(
-            Outcome.TRANSIENT,
-            code=code or f"HTTP{status}",
-            reason=reason,
-            retry_now=False,
-            account_fault=True,
-        )
+        return _account_fault(code or f"HTTP{status}", reason)
     name = type(exc).__name__
     mro = {t.__name__ for t in type(exc).__mro__}
     cause = exc.__cause__
@@ -154,9 +146,7 @@ def classify_exception(exc: BaseException) -> SendResult:
         mro |= {t.__name__ for t in type(cause).__mro__}
         cause = cause.__cause__
     if mro & {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}:
-        return SendResult(
-            Outcome.TRANSIENT, code=name, reason=reason, retry_now=False, account_fault=True
-        )
+        return _account_fault(name, reason)
     if mro & _NOT_SENT:
         return SendResult(Outcome.TRANSIENT, code=name, reason=reason)
     return SendResult(Outcome.UNKNOWN, code=name, reason=reason)
