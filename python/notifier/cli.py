@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "notifier.preview",
         "render one template with sample data into an HTML page for a browser",
     ),
+    "redrive": (
+        "notifier.ops.redrive",
+        "run dead-lettered records (failure queue, ESM failure ranges) through the pipeline again",
+    ),
 }
 
 
