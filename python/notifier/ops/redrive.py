@@ -908,7 +908,13 @@ def run(args: argparse.Namespace) -> int:
             print(summary.line(opts.dry_run))
         for note in summary.notes:
             print(f"note: {note}", file=sys.stderr)
-        left = summary.still_failing + summary.blocked_failed + summary.stream_unavailable
+        left = (
+            summary.still_failing
+            + summary.blocked_failed
+            + summary.stream_unavailable
+            + summary.truncated
+            + summary.unreadable
+        )
         return 1 if left and not opts.dry_run else 0
 
     return guarded("redrive", body)
