@@ -25,6 +25,22 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "notifier.ops.redrive",
         "run dead-lettered records (failure queue, ESM failure ranges) through the pipeline again",
     ),
+    "inspect": (
+        "notifier.ops.inspect",
+        "show the ledger entries of an event id, dedup key or ledger key",
+    ),
+    "invoke": (
+        "notifier.ops.invoke",
+        "run the real handler locally on an event file (like sam local invoke -e)",
+    ),
+    "generate-event": (
+        "notifier.ops.events",
+        "write DynamoDB stream events in the event contract (input for invoke)",
+    ),
+    "local": (
+        "notifier.ops.localup",
+        "local up: keep a provisioned embedded AWS (moto) running until Ctrl-C",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "guarded",
     "iso",
     "parse_duration",
+    "quiet_moto",
 ]
 
 
@@ -58,6 +59,28 @@ def guarded(command: str, body: Callable[[], int]) -> int:
     except (UsageError, ConfigError, SettingsError) as exc:
         print(f"notifier {command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            print(
+                f"notifier {command}: AWS error {error.get('Code', '?')}: "
+                f"{error.get('Message', '')}".rstrip(": "),
+                file=sys.stderr,
+            )
+            return 1
+        if isinstance(exc, BotoCoreError):  # credentials, endpoint, region: the environment
+            print(f"notifier {command}: AWS: {exc} (check the AWS_* environment)", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print(f"notifier {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def quiet_moto() -> None:
+    """Silence the embedded moto server's per-request log lines (werkzeug)."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
