@@ -306,3 +306,28 @@ def test_stream_range_redrive_reads_the_records_back_from_the_stream(
     assert code == 0
     assert "sent 0, duplicates 3" in out
     assert emails_per_event(aws) == {f"evt-0000-{i:09d}": 1 for i in range(3)}
+
+
+def test_a_record_that_fails_again_is_queued_anew_once_and_the_run_ends(
+    handler: Callable[[], Handler],
+    records: Callable[..., list[dict[str, Any]]],
+    templates: Path,
+    resources: Resources,
+    aws: str,
+) -> None:
+    # GIVEN two dead-lettered profile views whose template is still broken
+    _dead_letter_profile_views(handler, records, templates, [0, 3])
+    (templates / "profile_view" / "subject.txt").write_text(BROKEN, encoding="utf-8")
+    first = sorted(b["ledger_key"] for b in queue_bodies(resources.failure_queue_url))
+    # WHEN redrive --retry-failed runs (the pipeline dead-letters it again, on the same queue
+    # the run is reading)
+    # one record per handler call, so the run goes on receiving after the first call
+    code, out, _ = cli("redrive", "--retry-failed", "--batch-size", "1", "--wait-seconds", "0")
+    # THEN the run ends, each record was run once: each old message is replaced by exactly
+    # one new one, and the ledger says FAILED again
+    assert code == 1
+    assert "still failing 2 (2 failed again, queued anew)" in out
+    left = sorted(b["ledger_key"] for b in queue_bodies(resources.failure_queue_url))
+    assert left == first
+    assert ledger_state(resources.ledger_table, "email#evt-0000-000000000") == "FAILED"
+    assert emails_per_event(aws) == {}

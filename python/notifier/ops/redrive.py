@@ -76,6 +76,8 @@ class Summary:
     blocked_failed: int = 0
     cleared_failed: int = 0
     unreadable: int = 0
+    #: messages the pipeline queued anew during this run (records that failed again): kept
+    requeued: int = 0
     stream_ranges: int = 0
     stream_records: int = 0
     stream_unavailable: int = 0
@@ -96,10 +98,10 @@ class Summary:
                 f"redriven {self.redriven}",
                 f"sent {self.sent}",
                 f"duplicates {self.duplicates}",
-                f"still failing {self.still_failing}",
+                f"still failing {self.still_failing + self.failed_again}",
             ]
             if self.failed_again:
-                parts.append(f"failed again (re-queued) {self.failed_again}")
+                parts[-1] += f" ({self.failed_again} failed again, queued anew)"
             if self.cleared_failed:
                 parts.append(f"FAILED entries cleared {self.cleared_failed}")
         parts += [f"skipped by filter {self.skipped_by_filter}", f"truncated {self.truncated}"]
@@ -333,6 +335,9 @@ class _Runner:
         self.now = now
         self.summary = Summary()
         self.matched = 0
+        #: records run in this run (by sequence number): a message for one of them received
+        #: later is the pipeline's new dead-letter of a record that failed again, not run twice
+        self.ran: set[str] = set()
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -524,6 +529,11 @@ class _Runner:
             records.setdefault(g, record)
         runnable: list[str] = []
         for g, msgs in groups.items():
+            if g in self.ran:
+                self.summary.requeued += len(msgs)
+                for m in msgs:
+                    queue.keep(m)
+                continue
             keys = sorted({m.ledger_key for m in msgs if m.ledger_key})
             blocked = False
             for key in keys:
@@ -546,6 +556,7 @@ class _Runner:
             runnable.append(g)
         if not runnable:
             return
+        self.ran.update(runnable)
         failed = self._call([records[g] for g in runnable])
         done: list[_Message] = []
         for g in runnable:
@@ -910,6 +921,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
         left = (
             summary.still_failing
+            + summary.failed_again
             + summary.blocked_failed
             + summary.stream_unavailable
             + summary.truncated
