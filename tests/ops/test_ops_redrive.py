@@ -331,3 +331,38 @@ def test_a_record_that_fails_again_is_queued_anew_once_and_the_run_ends(
     assert left == first
     assert ledger_state(resources.ledger_table, "email#evt-0000-000000000") == "FAILED"
     assert emails_per_event(aws) == {}
+
+
+def test_progress_line_shows_rate_and_time_left(
+    handler: Callable[[], Handler],
+    records: Callable[..., list[dict[str, Any]]],
+    templates: Path,
+    resources: Resources,
+) -> None:
+    import io
+
+    import boto3
+
+    from notifier.ops.redrive import RedriveOptions, redrive
+
+    # GIVEN two dead-lettered records
+    _dead_letter_profile_views(handler, records, templates, [0, 3])
+    out, err = io.StringIO(), io.StringIO()
+    # WHEN redrive runs with the progress line on (as on a terminal)
+    summary = redrive(
+        RedriveOptions(retry_failed=True, wait_seconds=0, progress=True),
+        sqs=boto3.client("sqs"),
+        ddb=boto3.client("dynamodb"),
+        streams=boto3.client("dynamodbstreams"),
+        failure_queue_url=resources.failure_queue_url,
+        ledger_table=resources.ledger_table,
+        type_path="event_type",
+        make_handler=handler,
+        out=out,
+        err=err,
+    )
+    # THEN stderr carries the progress line (count of the queue's size, rate, time left)
+    assert summary.sent == 2
+    last = err.getvalue().strip().split("\r")[-1]
+    assert last.startswith("redrive: 2/2 read, ")
+    assert "/s" in last
