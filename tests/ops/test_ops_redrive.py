@@ -366,3 +366,67 @@ def test_progress_line_shows_rate_and_time_left(
     last = err.getvalue().strip().split("\r")[-1]
     assert last.startswith("redrive: 2/2 read, ")
     assert "/s" in last
+
+
+def test_stream_range_with_an_event_type_filter_runs_only_those_and_keeps_the_range(
+    env: dict[str, str], resources: Resources, aws: str
+) -> None:
+    import json
+
+    import boto3
+
+    from notifier.local.provision import seed_events
+
+    # GIVEN three events (one of each type) in the stream and their range's ESM metadata
+    seed_events(3, users=7, endpoint_url=aws)
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=resources.stream_arn)["StreamDescription"]["Shards"][
+        0
+    ]["ShardId"]
+    it = streams.get_shard_iterator(
+        StreamArn=resources.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    seqs = [
+        r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=it)["Records"]
+    ]
+    info = {
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": seqs[0],
+            "endSequenceNumber": seqs[-1],
+            "streamArn": resources.stream_arn,
+            "batchSize": 3,
+        }
+    }
+    boto3.client("sqs").send_message(
+        QueueUrl=resources.esm_failure_queue_url, MessageBody=json.dumps(info)
+    )
+    # WHEN redrive runs it with --event-type friend_request
+    code, out, _ = cli(
+        "redrive", "--stream-failures-queue", resources.esm_failure_queue_url,
+        "--event-type", "friend_request", "--wait-seconds", "0",
+    )  # fmt: skip
+    # THEN only the friend request is sent, and the range message stays (the rest never ran)
+    assert code == 0, out
+    assert emails_per_event(aws) == {"evt-0000-000000001": 1}
+    assert len(queue_bodies(resources.esm_failure_queue_url)) == 1
+
+
+def test_a_missing_queue_is_one_line_naming_it(
+    env: dict[str, str], monkeypatch: Any, resources: Resources
+) -> None:
+    # GIVEN no queue URL and a queue name that does not exist
+    monkeypatch.delenv("NOTIFIER_FAILURE_QUEUE_URL")
+    monkeypatch.setenv("NOTIFIER_FAILURE_QUEUE", "no-such-queue")
+    code, out, err = cli("redrive")
+    # THEN exit 2, one line naming the variable, no traceback
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "NOTIFIER_FAILURE_QUEUE" in err
+    # AND a bad --stream-failures-queue is named as that flag
+    monkeypatch.setenv("NOTIFIER_FAILURE_QUEUE_URL", resources.failure_queue_url)
+    code, _, err = cli("redrive", "--stream-failures-queue", "http://127.0.0.1:1/nope/q")
+    assert code == 2
+    assert "--stream-failures-queue" in err
+    assert "Traceback" not in err

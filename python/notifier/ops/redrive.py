@@ -29,7 +29,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 
@@ -909,7 +909,8 @@ def run(args: argparse.Namespace) -> int:
             failure_queue_url=url,
             ledger_table=settings.ledger_table,
             type_path=config.event_type_path,
-            make_handler=lambda: build_handler(settings),
+            # failures of this run go back to the queue it reads (--queue-url included)
+            make_handler=lambda: build_handler(replace(settings, failure_queue_url=url)),
             out=sys.stdout,
             err=sys.stderr,
         )
