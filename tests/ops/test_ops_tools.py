@@ -206,3 +206,15 @@ def test_local_up_serves_a_provisioned_moto_until_sigterm() -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_an_unusable_template_directory_is_one_line(tmp_path: Path, monkeypatch: Any) -> None:
+    # GIVEN a valid event and NOTIFIER_TEMPLATES naming no directory
+    path = tmp_path / "ev.json"
+    path.write_text('{"Records": []}', encoding="utf-8")
+    monkeypatch.setenv("NOTIFIER_TEMPLATES", str(tmp_path / "nowhere"))
+    # WHEN invoke builds the handler THEN exit 2, one line naming the variable
+    code, _, err = cli("invoke", "--event", str(path))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "NOTIFIER_TEMPLATES" in err

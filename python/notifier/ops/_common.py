@@ -51,11 +51,15 @@ def iso(epoch: Any) -> str | None:
 def guarded(command: str, body: Callable[[], int]) -> int:
     """Run ``body``; a :class:`UsageError` (or a config/settings error) becomes one line on
     stderr and exit status 2."""
+    from notifier._core import TemplateError
     from notifier.config import ConfigError
     from notifier.settings import SettingsError
 
     try:
         return body()
+    except TemplateError as exc:  # the template set (NOTIFIER_TEMPLATES) cannot be loaded
+        print(f"notifier {command}: NOTIFIER_TEMPLATES: {exc}", file=sys.stderr)
+        return 2
     except (UsageError, ConfigError, SettingsError) as exc:
         print(f"notifier {command}: {exc}", file=sys.stderr)
         return 2
