@@ -97,6 +97,22 @@ def test_demo_reports_a_bad_config_before_moto_starts(
     _assert_one_line_error(code, err, *needles)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOTIFIER_MAX_CONCURRENCY", "many"),
+        ("NOTIFIER_METRICS", "statsd"),
+        ("NOTIFIER_TEMPLATES", "/no/such/folder"),
+    ],
+)
+def test_demo_reports_a_bad_environment_variable_before_moto_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    code, err = _run(["demo", "--events", "1"], capsys)
+    _assert_one_line_error(code, err, name)
+
+
 def test_demo_reports_a_template_syntax_error_before_moto_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -261,6 +261,12 @@ def _preflight() -> None:
         load_config(settings.config_path)
     except ConfigError as exc:
         raise UsageError(f"NOTIFIER_CONFIG {exc}") from exc
+    try:
+        from notifier.metrics import from_env
+
+        from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     directory = settings.templates_dir or builtin_templates()
     if not os.path.isdir(directory):
         raise UsageError(f"NOTIFIER_TEMPLATES {directory}: no such folder")
