@@ -561,7 +561,8 @@ class Pipeline:
             try:
                 self.metrics(stats, seconds)
             except Exception as exc:  # metrics never fail a batch that was delivered
-                log.warning(json.dumps({"message": "metrics not written", "error": str(exc)}))
+                warning = {"message": "metrics not written", "error": str(exc)}
+                log.warning(json.dumps(redact(warning), separators=(",", ":")))
 
 
 def _poison(n: Notification, code: str, reason: str) -> Poison:

@@ -195,3 +195,34 @@ def test_handler_writes_one_emf_line_and_one_summary_per_batch(
     assert emf[0]["LedgerWriteUnits"] == summaries[0]["write_units"] > 0
     # AND the summary line holds no e-mail address
     assert "@" not in json.dumps(summaries[0])
+
+
+def test_a_failing_metrics_writer_does_not_fail_the_batch(
+    handler_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from notifier.handler import build_handler
+    from notifier.samples import make_stream_record
+    from notifier.settings import Settings
+
+    # GIVEN a handler whose metrics writer raises (stdout closed, a bug, ...)
+    settings = Settings(
+        config_path=handler_env["config"], failure_queue_url=handler_env["queue_url"]
+    )
+
+    def broken(stats: Any, seconds: float) -> None:
+        raise OSError("stdout is gone for bob@example.com")
+
+    record = make_stream_record(0, seed=2, users=1, event_name="INSERT")
+    record["dynamodb"]["ApproximateCreationDateTime"] = int(time.time())
+    with build_handler(settings) as handler, caplog.at_level(logging.WARNING, logger="notifier"):
+        handler.pipeline.metrics = broken
+        # WHEN a batch runs
+        response = handler({"Records": [record]}, _Ctx())
+    # THEN the batch succeeds, and one warning says why no metrics were written, masked
+    assert response == {"batchItemFailures": []}
+    assert handler.stats["sent"] == 1
+    warnings = [r.getMessage() for r in caplog.records if "metrics not written" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "bob@example.com" not in warnings[0]
