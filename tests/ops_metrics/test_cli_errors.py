@@ -230,3 +230,15 @@ def test_rate_and_eta_formats() -> None:
     assert rate_and_eta(0, 10, 1.0) == ""
     assert rate_and_eta(10, 0, 2.0) == "5/s "
     assert rate_and_eta(1, 600, 1.0) == "1/s, 10m00s left "
+
+
+def test_preview_invalid_json_data_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a data file with a JSON error on line 2
+    data = tmp_path / "d.json"
+    data.write_text('{"user":\n  {"name": }\n}', encoding="utf-8")
+    argv = ["preview", "application_update", "--data", str(data)]
+    # WHEN previewed THEN one line: file:line
+    code, err = _run([*argv, "--out", str(tmp_path / "p.html")], capsys)
+    _assert_one_line_error(code, err, f"{data}:2:", "invalid JSON")
