@@ -111,7 +111,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+        raise ConfigError(f"{p}: invalid TOML: {_toml_message(exc)}") from exc
     return parse_config(raw, source=str(p))
 
 
@@ -120,7 +120,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
     try:
         doc = msgspec.convert(dict(raw), type=_Document, strict=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+        raise ConfigError(f"{source}: {_validation_message(exc)}") from exc
     errors: list[str] = []
     d = doc.delivery
     if d.lease_grace_seconds < 0:
@@ -174,3 +174,36 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
         routes=tuple(doc.routes),
         lookup={k: tuple(v) for k, v in lookup.items()},
     )
+
+
+def _toml_message(exc: Exception) -> str:
+    """``Invalid value (at line 3, column 5)`` -> ``line 3, column 5: invalid value``."""
+    import re
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = re.fullmatch(r"(.*?) \(at (line \d+, column \d+|end of document)\)", text)
+    if not m:
+        return text
+    return f"{m.group(2)}: {m.group(1)[:1].lower()}{m.group(1)[1:]}"
+
+
+def _validation_message(exc: Exception) -> str:
+    """msgspec's ``Expected `str`, got `int` - at `$.routes[0].channel``` as a message that
+    names the key first: ``routes[0].channel: expected `str`, got `int```."""
+    import re
+
+    text = str(exc).splitlines()[0]
+    where = ""
+    m = re.fullmatch(r"(.*) - at `\$\.?(.*)`", text)
+    if m:
+        text, where = m.group(1), m.group(2)
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", text)
+    if unknown:
+        key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+        return f"unknown key `{key}`"
+    missing = re.fullmatch(r"Object missing required field `(.*)`", text)
+    if missing:
+        key = f"{where}.{missing.group(1)}" if where else missing.group(1)
+        return f"missing required key `{key}`"
+    text = text[:1].lower() + text[1:]
+    return f"`{where}`: {text}" if where else text

@@ -136,6 +136,7 @@ async def _build(
     from notifier.config import load_config
     from notifier.failures import FailureQueue
     from notifier.ledger import Ledger
+    from notifier.metrics import from_env as metrics_from_env
     from notifier.pipeline import Pipeline
     from notifier.retry import Backoff
 
@@ -219,6 +220,7 @@ async def _build(
         owner_prefix=uuid.uuid4().hex[:12],
         max_concurrency=settings.max_concurrency,
         expiry_guard_seconds=settings.expiry_guard_seconds,
+        metrics=metrics_from_env(),
     )
 
 

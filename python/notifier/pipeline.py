@@ -178,6 +178,8 @@ class Pipeline:
     #: A record older than this (seconds since its stream record was written) that fails
     #: transiently is written in full to the failure queue instead of being left to the ESM.
     expiry_guard_seconds: float = 72_000.0
+    #: Called once per batch with ``(stats, seconds)``: a :class:`notifier.metrics.EmfWriter`.
+    metrics: Callable[[Mapping[str, int], float], None] | None = None
     _router: Router = field(init=False)
     _batches: int = field(default=0, init=False)
     _breakers: dict[str, Breaker] = field(default_factory=dict, init=False)
@@ -537,20 +539,30 @@ class Pipeline:
             else None,
             "seconds": round(seconds, 3),
         }
-        log.info(json.dumps(summary, separators=(",", ":")))
+        from notifier.logs import redact
+
+        log.info(json.dumps(redact(summary), separators=(",", ":")))
         for (name, code), count in sorted(batch.alarms.items()):
             log.error(
                 json.dumps(
-                    {
-                        "message": "account fault",
-                        "alarm": "AccountFault",
-                        "dependency": name,
-                        "code": code,
-                        "deferred": count,
-                    },
+                    redact(
+                        {
+                            "message": "account fault",
+                            "alarm": "AccountFault",
+                            "dependency": name,
+                            "code": code,
+                            "deferred": count,
+                        }
+                    ),
                     separators=(",", ":"),
                 )
             )
+        if self.metrics is not None:
+            try:
+                self.metrics(stats, seconds)
+            except Exception as exc:  # metrics never fail a batch that was delivered
+                warning = {"message": "metrics not written", "error": str(exc)}
+                log.warning(json.dumps(redact(warning), separators=(",", ":")))
 
 
 def _poison(n: Notification, code: str, reason: str) -> Poison:

@@ -60,14 +60,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="JSON file with the template context (default: NAME/sample.json in the set)",
     )
-    parser.add_argument("--locale", help="locale to render, e.g. de or de-AT (default: none)")
+    parser.add_argument(
+        "--locale",
+        help="locale to render, e.g. de or de-AT; it must have a folder in the template "
+        "(de-AT may use de) (default: the default files)",
+    )
     parser.add_argument(
         "--templates",
         type=Path,
         default=None,
         help="template directory (default: the built-in templates)",
     )
-    parser.add_argument("--out", type=Path, default=Path("preview.html"), help="output HTML file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("preview.html"),
+        help="output HTML file; its folder must exist (default: preview.html)",
+    )
 
 
 def load_sample(path: Path) -> dict[str, Any]:
@@ -126,12 +135,68 @@ def render_page(
 """
 
 
-def run(args: argparse.Namespace) -> int:
+def _locale_folder(locale: str, locales: list[str]) -> str | None:
+    """The template's locale folder ``locale`` renders with (``de-AT`` -> ``de-AT`` or ``de``;
+    case and ``_``/``-`` ignored), or None when it has none."""
+    by_key = {x.lower().replace("_", "-"): x for x in locales}
+    parts = locale.lower().replace("_", "-").split("-")
+    for n in range(len(parts), 0, -1):
+        found = by_key.get("-".join(parts[:n]))
+        if found is not None:
+            return found
+    return None
+
+
+def _validated(args: argparse.Namespace) -> tuple[TemplateSet, dict[str, Any]]:
+    """Every user error, as one :class:`~notifier.cli.UsageError`, before anything renders."""
+    from notifier.cli import UsageError
+
     directory: Path = args.templates or builtin_templates()
-    data_path: Path = args.data or directory / args.name / "sample.json"
+    out: Path = args.out
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name such as {out}/preview.html")
+    if not directory.is_dir():
+        raise UsageError(f"--templates {directory}: no such folder")
     try:
         templates = TemplateSet(directory)
+    except TemplateError as exc:
+        raise UsageError(f"{directory}: {exc}") from exc
+    if args.name not in templates.names:
+        known = ", ".join(templates.names) or "none"
+        raise UsageError(f"no template {args.name!r} in {directory} (templates: {known})")
+    if (
+        args.locale is not None
+        and _locale_folder(args.locale, templates.locales(args.name)) is None
+    ):
+        known = ", ".join(templates.locales(args.name)) or "none"
+        raise UsageError(
+            f"--locale {args.locale}: template {args.name!r} has no {args.locale!r} folder "
+            f"(locales: {known}; leave out --locale for the default files)"
+        )
+    data_path: Path = args.data or directory / args.name / "sample.json"
+    if not data_path.is_file():
+        raise UsageError(
+            f"--data {data_path}: no such file"
+            if args.data
+            else f"{data_path}: template {args.name!r} has no sample.json; pass --data FILE"
+        )
+    try:
         context = load_sample(data_path)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{data_path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    except ValueError as exc:  # not an object: the message names the file
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"{data_path}: cannot read: {exc.strerror or exc}") from exc
+    return templates, context
+
+
+def run(args: argparse.Namespace) -> int:
+    directory: Path = args.templates or builtin_templates()
+    templates, context = _validated(args)
+    try:
         rendered = templates.render(args.name, context, locale=args.locale)
         files = templates.files(args.name, locale=args.locale)
     except (TemplateError, OSError, ValueError) as exc:

@@ -499,3 +499,78 @@ def test_outage_losing_setting_is_caught(
     found = outage_findings(doc)
     # THEN the setting is reported
     assert any(expected in line for line in found), found
+
+
+# -- observability: the function's own EMF metrics, their alarms and the dashboard ----------
+
+
+def _sub_body(sub: Any) -> str:
+    """A Fn::Sub dashboard body with its variables replaced by placeholders."""
+    text, variables = sub if isinstance(sub, list) else (sub, {})
+    for name in [*variables, "AWS::Region"]:
+        text = text.replace("${" + name + "}", f"<{name}>")
+    return str(text)
+
+
+def test_alarms_watch_the_functions_own_metrics(sam: Callable[[], dict[str, Any]]) -> None:
+    from notifier.metrics import METRICS
+
+    # GIVEN the translated template and the metric names notifier.metrics writes
+    res = translate(sam())["Resources"]
+    emitted = {name for name, _ in METRICS.values()}
+    alarms = {
+        r["Properties"]["MetricName"]: r["Properties"]
+        for r in res.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["Namespace"] == "Notifier"
+    }
+    # THEN dead-lettered, account faults and unknown outcomes alarm on any occurrence
+    assert set(alarms) == {"DeadLettered", "AccountFaults", "UnknownOutcomes"}
+    for metric, props in alarms.items():
+        assert metric in emitted
+        # AND on the dimension the writer sets in Lambda: the function's name
+        assert props["Dimensions"] == [
+            {"Name": "FunctionName", "Value": {"Ref": "NotifierFunction"}}
+        ]
+        assert props["Statistic"] == "Sum"
+        assert props["Threshold"] == 0
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["TreatMissingData"] == "notBreaching"
+    # AND iterator age (how far behind) and record age (12 h) are alarmed once each, not twice
+    ages = sorted(
+        r["Properties"]["Threshold"]
+        for r in res.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["MetricName"] == "IteratorAge"
+    )
+    assert ages == [300_000, 43_200_000]
+
+
+def test_dashboard_shows_every_metric_the_function_writes(
+    sam: Callable[[], dict[str, Any]],
+) -> None:
+    from notifier.metrics import LATENCY, METRICS
+
+    # GIVEN the dashboard of the translated template
+    res = translate(sam())["Resources"]
+    (dash,) = [r for r in res.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    # WHEN its body is read with the substitutions filled in
+    body = json.loads(_sub_body(dash["Properties"]["DashboardBody"]["Fn::Sub"]))
+    names: set[str] = set()
+    for widget in body["widgets"]:
+        for row in widget["properties"]["metrics"]:
+            names.update(x for x in row if isinstance(x, str) and x not in (".", "..."))
+    # THEN it is valid JSON showing the key metrics and the Lambda iterator age
+    wanted = {
+        "Sent",
+        "Duplicates",
+        "Skipped",
+        "FailedPermanent",
+        "FailedTransient",
+        "DeadLettered",
+        "UnknownOutcomes",
+        "AccountFaults",
+        "LedgerWriteUnits",
+        LATENCY[0],
+    }
+    assert wanted <= names
+    assert wanted - {LATENCY[0]} <= {n for n, _ in METRICS.values()}
+    assert "IteratorAge" in names

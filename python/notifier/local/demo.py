@@ -36,7 +36,7 @@ WRITE_UNIT_USD_PER_MILLION = 0.625
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``notifier demo`` options."""
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = _HelpFormatter
     aws = parser.add_argument_group("where")
     aws.add_argument(
         "--endpoint-url",
@@ -44,11 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="use this running AWS-compatible endpoint (e.g. a moto server) instead of "
         "starting moto in-process",
     )
-    aws.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    aws.add_argument(
+        "--region",
+        default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        help="AWS region of the resources (AWS_DEFAULT_REGION)",
+    )
     data = parser.add_argument_group("events")
-    data.add_argument("--events", type=_non_negative, default=1000, help="events to write")
-    data.add_argument("--users", type=_positive, default=100, help="distinct recipients")
-    data.add_argument("--seed", type=int, default=0, help="sample data seed")
+    data.add_argument(
+        "--events", type=_non_negative, default=1000, metavar="N", help="events to write"
+    )
+    data.add_argument(
+        "--users", type=_positive, default=100, metavar="N", help="distinct recipients"
+    )
+    data.add_argument("--seed", type=_integer, default=0, help="sample data seed")
     data.add_argument(
         "--replay",
         action="store_true",
@@ -57,43 +65,87 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--send-rate",
-        type=float,
-        default=float(os.environ.get("NOTIFIER_MAX_SEND_RATE") or 1000.0),
+        type=_positive_number,
+        default=os.environ.get("NOTIFIER_MAX_SEND_RATE") or 1000.0,
         metavar="PER_S",
         help="SES send rate for the handler (NOTIFIER_MAX_SEND_RATE); moto reports a "
         "sandbox rate of 1/s, far too slow for a demo",
     )
     esm = parser.add_argument_group("event source mapping (emulated)")
-    esm.add_argument("--batch-size", type=_positive, default=100)
-    esm.add_argument("--batching-window", type=float, default=0.0, metavar="SECONDS")
+    esm.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=100,
+        metavar="N",
+        help=f"BatchSize: records per invocation, 1 to {MAX_BATCH_SIZE:,}",
+    )
+    esm.add_argument(
+        "--batching-window",
+        type=_batching_window,
+        default=0.0,
+        metavar="SECONDS",
+        help="MaximumBatchingWindowInSeconds, 0 to 300",
+    )
     esm.add_argument(
         "--bisect",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="BisectBatchOnFunctionError",
     )
-    esm.add_argument("--max-retries", type=int, default=3, help="MaximumRetryAttempts (-1: ever)")
     esm.add_argument(
-        "--max-record-age", type=int, default=-1, help="MaximumRecordAgeInSeconds (-1: none)"
+        "--max-retries",
+        type=_max_retries,
+        default=3,
+        metavar="N",
+        help="MaximumRetryAttempts, -1 (forever) to 10,000",
     )
-    esm.add_argument("--function-timeout", type=float, default=60.0, metavar="SECONDS")
+    esm.add_argument(
+        "--max-record-age",
+        type=_max_record_age,
+        default=-1,
+        metavar="SECONDS",
+        help="MaximumRecordAgeInSeconds, -1 (no limit) or 60 to 604,800",
+    )
+    esm.add_argument(
+        "--function-timeout",
+        type=_positive_number,
+        default=60.0,
+        metavar="SECONDS",
+        help="the emulated function's timeout",
+    )
     esm.add_argument(
         "--max-invocations",
         type=_positive,
         default=10_000,
+        metavar="N",
         help="stop after this many invocations (guards against a poison record)",
     )
     faults = parser.add_argument_group("fault injection into SES (a reverse proxy)")
-    faults.add_argument("--throttle-rate", type=float, default=0.0, metavar="P")
-    faults.add_argument("--error-rate", type=float, default=0.0, metavar="P", help="5xx")
     faults.add_argument(
-        "--lost-rate",
-        type=float,
+        "--throttle-rate",
+        type=_probability,
         default=0.0,
         metavar="P",
-        help="send, then drop the response (the outcome is unknown to the caller)",
+        help="probability (0 to 1) that a send is throttled (HTTP 429)",
     )
-    faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument(
+        "--error-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="probability (0 to 1) that a send fails with HTTP 5xx",
+    )
+    faults.add_argument(
+        "--lost-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="probability (0 to 1) that a send goes through but its response is dropped "
+        "(the outcome is unknown to the caller)",
+    )
+    faults.add_argument(
+        "--fault-seed", type=_integer, default=0, help="seed of the fault injection's dice"
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
     out.add_argument(
@@ -105,18 +157,123 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handler-factory", default=_DEFAULT_FACTORY, help=argparse.SUPPRESS)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+#: The ESM's largest BatchSize for a DynamoDB stream.
+MAX_BATCH_SIZE = 10_000
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where there is none to show (``None``) or the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or "(default:" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _whole(text: str, lowest: int, highest: int | None = None, what: str = "") -> int:
+    """A whole number in [lowest, highest]; the message says what is expected, in words."""
+    expected = what or (
+        f"a whole number >= {lowest}"
+        if highest is None
+        else f"a whole number {lowest} to {highest:,}"
+    )
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < lowest or (highest is not None and value > highest):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _number(text: str, lowest: float, highest: float, expected: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value) or not lowest <= value <= highest:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    return _whole(text, -(2**63), 2**63, "a whole number")
+
+
+def _positive(text: str) -> int:
+    return _whole(text, 1)
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be at least 0")
+    return _whole(text, 0)
+
+
+def _batch_size(text: str) -> int:
+    return _whole(
+        text, 1, MAX_BATCH_SIZE, f"a whole number 1 to {MAX_BATCH_SIZE:,} (the ESM's maximum)"
+    )
+
+
+def _max_retries(text: str) -> int:
+    return _whole(text, -1, 10_000, "a whole number -1 (forever) to 10,000")
+
+
+def _max_record_age(text: str) -> int:
+    value = _whole(text, -1, 604_800, "-1 (no limit) or a whole number 60 to 604,800")
+    if 0 <= value < 60:
+        raise argparse.ArgumentTypeError(
+            f"expected -1 (no limit) or a whole number 60 to 604,800, got {text!r}"
+        )
     return value
+
+
+def _probability(text: str) -> float:
+    return _number(text, 0.0, 1.0, "a probability from 0 to 1")
+
+
+def _positive_number(text: str) -> float:
+    value = _number(text, 0.0, float("inf"), "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _batching_window(text: str) -> float:
+    return _number(text, 0.0, 300.0, "a number of seconds from 0 to 300")
+
+
+def _preflight() -> None:
+    """The handler's own inputs (settings, NOTIFIER_CONFIG, NOTIFIER_TEMPLATES), checked
+    before moto starts: each problem is one :class:`~notifier.cli.UsageError`."""
+    from notifier.cli import UsageError
+    from notifier.config import ConfigError, load_config
+    from notifier.settings import Settings
+    from notifier.templates import TemplateError, TemplateSet, builtin_templates
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        load_config(settings.config_path)
+    except ConfigError as exc:
+        raise UsageError(f"NOTIFIER_CONFIG {exc}") from exc
+    try:
+        from notifier.metrics import from_env
+
+        from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    directory = settings.templates_dir or builtin_templates()
+    if not os.path.isdir(directory):
+        raise UsageError(f"NOTIFIER_TEMPLATES {directory}: no such folder")
+    try:
+        TemplateSet(directory)
+    except TemplateError as exc:
+        raise UsageError(f"NOTIFIER_TEMPLATES {directory}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- environment
@@ -164,6 +321,16 @@ def _emails_sent() -> int | None:
 # --------------------------------------------------------------------------- progress
 
 
+def rate_and_eta(done: int, remaining: int, seconds: float) -> str:
+    """``"412/s, 3s left "`` for a progress line; empty until there is a rate to show."""
+    if done <= 0 or seconds <= 0:
+        return ""
+    rate = done / seconds
+    left = remaining / rate
+    when = f"{left:.0f}s" if left < 100 else f"{int(left // 60)}m{int(left % 60):02d}s"
+    return f"{rate:,.0f}/s, {when} left " if remaining > 0 else f"{rate:,.0f}/s "
+
+
 class _Progress:
     """A one-line progress bar on a terminal stream (no dependency)."""
 
@@ -172,6 +339,9 @@ class _Progress:
         self.enabled = enabled
         self.width = width
         self._last = 0.0
+        self._label = ""
+        self._since = 0.0
+        self._first = 0
 
     def show(self, label: str, done: int, total: int, extra: str = "", force: bool = False) -> None:
         if not self.enabled:
@@ -180,13 +350,17 @@ class _Progress:
         if not force and now - self._last < 0.1:
             return
         self._last = now
+        if label != self._label:  # a new phase: its rate counts from here
+            self._label, self._since, self._first = label, now, done
         frac = min(1.0, done / total) if total else 1.0
         filled = int(frac * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{label:<8} [{bar}] {done}/{total} {extra}\x1b[K")
+        speed = rate_and_eta(done - self._first, total - done, now - self._since)
+        self.stream.write(f"\r{label:<8} [{bar}] {done}/{total} {speed}{extra}\x1b[K")
         self.stream.flush()
 
     def done(self) -> None:
+        self._label = ""
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
@@ -207,6 +381,7 @@ def run(args: argparse.Namespace) -> int:
             f"notifier demo: cannot load the handler {args.handler_factory}: {exc}", file=sys.stderr
         )
         return 2
+    _preflight()
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = _Progress(sys.stderr, bool(show))
     events = 0 if args.replay else args.events

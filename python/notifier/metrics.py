@@ -1,0 +1,126 @@
+"""Per-batch CloudWatch metrics as embedded metric format (EMF) log lines.
+
+One JSON line per batch on stdout: CloudWatch Logs extracts the metrics from the ``_aws``
+block, no API call, no agent, no extra latency. A small writer of our own rather than
+Powertools Metrics: see docs/OBSERVABILITY.md for the measured import time and per-flush CPU.
+
+Enabled in Lambda (``AWS_LAMBDA_FUNCTION_NAME`` is set) or with ``NOTIFIER_METRICS=emf``;
+``NOTIFIER_METRICS=off`` disables it. Namespace ``NOTIFIER_METRICS_NAMESPACE`` (default
+``Notifier``); one dimension, ``FunctionName`` (the Lambda function, ``notifier`` locally).
+The stats carry no per-channel or per-event-type breakdown, so the metrics are service-level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import IO
+
+__all__ = [
+    "MAX_DIMENSIONS",
+    "MAX_METRICS",
+    "METRICS",
+    "EmfWriter",
+    "MetricsConfigError",
+    "from_env",
+]
+
+#: CloudWatch's limits per EMF log line.
+MAX_METRICS = 100
+MAX_DIMENSIONS = 30
+
+#: stats key -> (metric name, unit). ``seconds`` (the batch latency) is added separately.
+METRICS: dict[str, tuple[str, str]] = {
+    "records": ("Records", "Count"),
+    "sent": ("Sent", "Count"),
+    "assumed_sent": ("AssumedSent", "Count"),
+    "duplicates": ("Duplicates", "Count"),
+    "skipped": ("Skipped", "Count"),
+    "failed_permanent": ("FailedPermanent", "Count"),
+    "failed_transient": ("FailedTransient", "Count"),
+    "dead_lettered": ("DeadLettered", "Count"),
+    "unknown_outcomes": ("UnknownOutcomes", "Count"),
+    "account_faults": ("AccountFaults", "Count"),
+    "in_flight": ("InFlight", "Count"),
+    "expiring_parked": ("ExpiringParked", "Count"),
+    "write_units": ("LedgerWriteUnits", "Count"),
+}
+LATENCY = ("BatchLatency", "Milliseconds")
+
+
+class MetricsConfigError(ValueError):
+    """A metrics setting (environment variable or argument) cannot be used."""
+
+
+class EmfWriter:
+    """Writes one EMF line per batch. Call it as ``writer(stats, seconds)``."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "Notifier",
+        dimensions: Mapping[str, str] | None = None,
+        stream: IO[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        dims = dict(dimensions if dimensions is not None else {"FunctionName": "notifier"})
+        if not namespace:
+            raise MetricsConfigError("metrics namespace must not be empty")
+        if len(dims) > MAX_DIMENSIONS:
+            raise MetricsConfigError(
+                f"{len(dims)} metric dimensions; CloudWatch takes at most {MAX_DIMENSIONS}"
+            )
+        self.namespace = namespace
+        self.dimensions = dims
+        self._stream = stream
+        self._clock = clock
+
+    def lines(self, stats: Mapping[str, int], seconds: float) -> list[str]:
+        """The EMF lines for one batch (one line unless more than 100 metrics)."""
+        values: list[tuple[str, str, float]] = [
+            (name, unit, stats[key]) for key, (name, unit) in METRICS.items() if key in stats
+        ]
+        values.append((LATENCY[0], LATENCY[1], round(seconds * 1000.0, 3)))
+        stamp = int(self._clock() * 1000)
+        out = []
+        for start in range(0, len(values), MAX_METRICS):
+            part = values[start : start + MAX_METRICS]
+            doc: dict[str, object] = {
+                "_aws": {
+                    "Timestamp": stamp,
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": self.namespace,
+                            "Dimensions": [list(self.dimensions)],
+                            "Metrics": [{"Name": n, "Unit": u} for n, u, _ in part],
+                        }
+                    ],
+                },
+                **self.dimensions,
+            }
+            doc.update((n, v) for n, _, v in part)
+            out.append(json.dumps(doc, separators=(",", ":")))
+        return out
+
+    def __call__(self, stats: Mapping[str, int], seconds: float) -> None:
+        stream = self._stream or sys.stdout
+        stream.write("".join(line + "\n" for line in self.lines(stats, seconds)))
+        stream.flush()
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> EmfWriter | None:
+    """The writer the environment asks for, or None (metrics off)."""
+    env = os.environ if environ is None else environ
+    mode = (env.get("NOTIFIER_METRICS") or "").strip().lower()
+    function = env.get("AWS_LAMBDA_FUNCTION_NAME") or ""
+    if mode not in ("", "emf", "off"):
+        raise MetricsConfigError(f"NOTIFIER_METRICS must be emf or off, got {mode!r}")
+    if mode == "off" or (mode == "" and not function):
+        return None
+    return EmfWriter(
+        namespace=env.get("NOTIFIER_METRICS_NAMESPACE") or "Notifier",
+        dimensions={"FunctionName": function or "notifier"},
+    )
