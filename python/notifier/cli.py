@@ -19,7 +19,9 @@ __all__ = ["DESCRIPTION", "UsageError", "main"]
 DESCRIPTION = (
     "notifier sends exactly one notification (e-mail via Amazon SES) per event written to a "
     "DynamoDB table. Use these commands to check a routing config and its templates before "
-    "you deploy, preview a template in a browser, and run the whole pipeline locally."
+    "you deploy, preview a template in a browser, run the whole pipeline locally, and operate "
+    "a deployment: redrive failed records, inspect what happened to an event, invoke the "
+    "handler on an event file."
 )
 
 #: subcommand -> (module, one-line help)
