@@ -45,11 +45,25 @@ pub(crate) enum Want {
 /// Parse one record starting at `pos` of `text` (no leading whitespace):
 /// its fields and the offset just after it, or `None` to use the reference path.
 pub(crate) fn record(text: &str, pos: usize, want: Want) -> Option<(RecordData, usize)> {
+    record_with(text, pos, want, None)
+}
+
+/// [`record`] with `sequence` in place of `dynamodb.SequenceNumber` (a change
+/// record read from Kinesis has none: see `Partial::finish_with`).
+pub(crate) fn record_with(
+    text: &str,
+    pos: usize,
+    want: Want,
+    sequence: Option<String>,
+) -> Option<(RecordData, usize)> {
     if want == Want::Spans {
-        let (data, _, end) = RecordParser::new(text, pos, Skim).run()?;
+        let mut parser = RecordParser::new(text, pos, Skim);
+        parser.sequence = sequence;
+        let (data, _, end) = parser.run()?;
         return Some((data, end));
     }
     let mut parser = RecordParser::new(text, pos, Tree::default());
+    parser.sequence = sequence;
     parser.lean = want == Want::Render;
     let (mut data, [new, old], end) = parser.run()?;
     data.new_image = new.and_then(into_map);
@@ -69,7 +83,19 @@ pub(crate) fn record_py<'py>(
     pos: usize,
     out: &mut ToPy<'py, '_>,
 ) -> Option<Built<Bound<'py, PyDict>>> {
-    let (data, [new, old], end) = RecordParser::new(text, pos, PyBuild::new(out)).run()?;
+    record_py_with(text, pos, out, None)
+}
+
+/// [`record_py`] with `sequence` in place of `dynamodb.SequenceNumber`.
+pub(crate) fn record_py_with<'py>(
+    text: &str,
+    pos: usize,
+    out: &mut ToPy<'py, '_>,
+    sequence: Option<String>,
+) -> Option<Built<Bound<'py, PyDict>>> {
+    let mut parser = RecordParser::new(text, pos, PyBuild::new(out));
+    parser.sequence = sequence;
+    let (data, [new, old], end) = parser.run()?;
     let dict = |v: Option<Bound<'py, PyAny>>| v.and_then(|d| d.downcast_into::<PyDict>().ok());
     Some((data, [dict(new), dict(old)], end))
 }
@@ -139,6 +165,8 @@ struct RecordParser<'a, I: Build<'a>> {
     built: [Option<I::V>; 2],
     /// [`Want::Render`]: skim `Keys`, and `OldImage` once `NewImage` is built.
     lean: bool,
+    /// Stands for `dynamodb.SequenceNumber` (Kinesis: see `Partial::finish_with`).
+    sequence: Option<String>,
 }
 
 impl<'a> Parser<'a> {
@@ -544,6 +572,7 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
             images,
             built: [None, None],
             lean: false,
+            sequence: None,
         }
     }
 
@@ -635,7 +664,7 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
     /// Parse the record; its data (`finish`ed) and the images `I` built.
     fn run(mut self) -> Option<Built<I::V>> {
         let rec = self.record()?;
-        let data = rec.finish().ok()?;
+        let data = rec.finish_with(self.sequence.take()).ok()?;
         Some((data, self.built, self.lex.pos))
     }
 }
