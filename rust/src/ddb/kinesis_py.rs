@@ -10,10 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::error::DecodeErr;
-use super::event::{RecordData, RecordFailure};
+use super::event::RecordFailure;
 use super::fast::{self, Want};
 use super::frompy::{field, str_field, Fail};
-use super::kinesis::{self, InnerFn, Outer};
+use super::kinesis::{self, accepts, start_of, InnerFn, KinesisBatch, Outer};
 use super::record::{self as rec, RawText};
 use super::text::EventText;
 use super::topy::{GcPause, KeyCache, Numbers, ToPy};
@@ -21,7 +21,6 @@ use super::{parsed_records, record_error, Errors, Images, StreamRecord};
 use crate::errors::DecodeError;
 
 type Dicts<'py> = [Option<Bound<'py, PyDict>>; 2];
-type Decoded = (Option<String>, Result<RecordData, RecordFailure>);
 /// What a decoding pass gives: its result, the Python images built (by record
 /// index) and the GC pause to hold until the records are built.
 type Pass<'py, R> = (R, Vec<(usize, Dicts<'py>)>, Option<GcPause>);
@@ -62,11 +61,11 @@ fn with_inner<'py, R>(
             let mut out = ToPy::new(py, numbers)?.with_keys(shared.as_deref_mut());
             let gc = GcPause::new(py);
             let r = catch_unwind(AssertUnwindSafe(|| {
-                decode(&mut |index, text: &str, seq| {
-                    let start = text.len() - text.trim_start().len();
+                decode(&mut |index, text: &str, range, seq| {
+                    let start = start_of(text, &range);
                     let (data, dicts, end) =
                         fast::record_py_with(text, start, &mut out, Some(seq))?;
-                    if !text.get(end..)?.trim().is_empty() {
+                    if !accepts(text, &range, end) {
                         return None;
                     }
                     built.push((index, dicts));
@@ -120,30 +119,25 @@ pub(super) fn from_text(
             .map_err(internal)?;
         (r, Vec::new(), None)
     };
-    let decoded = decoded.map_err(|e| DecodeError::new_err(e.to_string()))?;
-    let mut raws = Vec::with_capacity(decoded.len());
-    let records = decoded
-        .into_iter()
-        .map(|r| {
-            raws.push(r.raw);
-            (r.payload, r.result)
-        })
-        .collect();
+    let batch = decoded.map_err(|e| DecodeError::new_err(e.to_string()))?;
+    let raws: Vec<_> = batch.records.iter().map(|r| r.raw.clone()).collect();
     let raw_of = |py: Python<'_>, index: usize| -> PyResult<Py<PyString>> {
         let range = raws.get(index).cloned().unwrap_or(0..0);
         Ok(PyString::new(py, text.as_str().get(range).unwrap_or("")).unbind())
     };
-    build(py, records, built, numbers, errors, &keys, &raw_of)
+    build(py, batch, built, numbers, errors, &keys, &raw_of)
 }
 
 /// The envelope fields of a parsed Kinesis record (path relative to the record).
-fn outer_from_py(rec: &Bound<'_, PyAny>) -> Result<Outer, Fail> {
+fn outer_from_py(rec: &Bound<'_, PyAny>) -> Result<Outer<'static>, Fail> {
     let kinesis = field(rec, "kinesis")?
         .ok_or_else(|| Fail::Decode(DecodeErr::new("missing required field \"kinesis\"")))?;
     let in_kinesis = |e: Fail| e.within_key("kinesis");
     Ok(Outer {
         sequence_number: str_field(&kinesis, "sequenceNumber").map_err(in_kinesis)?,
-        data: str_field(&kinesis, "data").map_err(in_kinesis)?,
+        data: str_field(&kinesis, "data")
+            .map_err(in_kinesis)?
+            .map(std::borrow::Cow::Owned),
         event_source_arn: str_field(rec, "eventSourceARN")?,
         aws_region: str_field(rec, "awsRegion")?,
     })
@@ -178,20 +172,8 @@ pub(super) fn from_py(
         });
     }
     let keys = Arc::new(KeyCache::default());
-    let (records, built, _gc) = with_inner(py, numbers, images, &keys, |inner| {
-        let mut out: Vec<Decoded> = Vec::with_capacity(outers.len());
-        for (index, outer) in outers.into_iter().enumerate() {
-            let decoded = match outer {
-                Ok(o) => kinesis::decode_outer(index, o, inner),
-                Err(f) => (None, Err(f)),
-            };
-            let failed = decoded.1.is_err();
-            out.push(decoded);
-            if failed && stop {
-                break;
-            }
-        }
-        out
+    let (batch, built, _gc) = with_inner(py, numbers, images, &keys, |inner| {
+        kinesis::decode_items(outers, stop, inner)
     })?;
     let raw_of = |py: Python<'_>, index: usize| -> PyResult<Py<PyString>> {
         match items.get(index) {
@@ -199,31 +181,32 @@ pub(super) fn from_py(
             None => Ok(PyString::new(py, "").unbind()),
         }
     };
-    build(py, records, built, numbers, errors, &keys, &raw_of)
+    build(py, batch, built, numbers, errors, &keys, &raw_of)
 }
 
 /// The list of `StreamRecord`s (and `RecordError`s, `errors="collect"`).
 fn build<'py>(
     py: Python<'py>,
-    records: Vec<Decoded>,
+    batch: KinesisBatch,
     built: Vec<(usize, Dicts<'py>)>,
     numbers: Numbers,
     errors: Errors,
     keys: &Arc<KeyCache>,
     raw_of: &dyn Fn(Python<'py>, usize) -> PyResult<Py<PyString>>,
 ) -> PyResult<Py<PyList>> {
-    let mut out = Vec::with_capacity(records.len());
+    // The change records' text, shared by every record of the batch (their
+    // `raw` and image spans are ranges of it).
+    let text = Arc::new(EventText::owned(batch.text));
+    let mut out = Vec::with_capacity(batch.records.len());
     let mut built = built.into_iter().peekable();
-    for (index, (payload, result)) in records.into_iter().enumerate() {
+    for (index, rec) in batch.records.into_iter().enumerate() {
         while built.next_if(|(i, _)| *i < index).is_some() {}
         let dicts = built.next_if(|(i, _)| *i == index).map(|(_, d)| d);
-        match result {
+        match rec.result {
             Ok(data) => {
-                let payload = payload.unwrap_or_default();
-                let len = payload.len();
                 let raw = RawText::Slice {
-                    buf: Arc::new(EventText::owned(payload)),
-                    range: 0..len,
+                    buf: Arc::clone(&text),
+                    range: rec.payload.unwrap_or(0..0),
                 };
                 let r = StreamRecord::from_data(index, data, numbers, raw, Some(Arc::clone(keys)));
                 if let Some([new, old]) = dicts {
