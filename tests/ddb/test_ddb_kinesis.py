@@ -189,3 +189,24 @@ def test_envelope_errors_and_the_source_argument() -> None:
         wrong = decode_stream_event(form, errors="collect", source="dynamodb")
         assert all(isinstance(r, RecordError) for r in wrong)
     assert decode_stream_event(b'{"Records": []}', source="kinesis") == []
+
+
+def test_the_handler_decodes_either_source() -> None:
+    # GIVEN the handler's hot path (decode, render) as the Lambda handler builds it
+    from notifier.settings import Settings
+    from notifier.handler import _hot_path
+
+    decode, _render = _hot_path(Settings())
+    stream = make_stream_event(5)
+    kinesis = to_kinesis_event(stream)
+    for form in (json.dumps(kinesis).encode(), kinesis):
+        # WHEN a Kinesis event arrives THEN its records carry the Kinesis sequence numbers
+        records = decode(form)
+        assert [r.sequence_number for r in records] == [f"4965{i:052d}" for i in range(5)]
+        assert [r.event_id for r in records] == [r["eventID"] for r in stream["Records"]]
+    for form in (json.dumps(stream).encode(), stream):
+        # AND a DynamoDB Streams event still decodes as one
+        records = decode(form)
+        assert [r.sequence_number for r in records] == [
+            r["dynamodb"]["SequenceNumber"] for r in stream["Records"]
+        ]
