@@ -193,8 +193,8 @@ def test_envelope_errors_and_the_source_argument() -> None:
 
 def test_the_handler_decodes_either_source() -> None:
     # GIVEN the handler's hot path (decode, render) as the Lambda handler builds it
-    from notifier.settings import Settings
     from notifier.handler import _hot_path
+    from notifier.settings import Settings
 
     decode, _render = _hot_path(Settings())
     stream = make_stream_event(5)
