@@ -13,10 +13,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::b64;
 use super::error::{redact_serde, DecodeErr};
 use super::event::{decode_record_json_with, RecordData, RecordFailure};
 use super::fast::{self, Want};
@@ -316,7 +316,11 @@ pub(crate) fn decode_items(
             continue;
         };
         let start = buf.len();
-        if !b64::decode_into(data.trim_ascii().as_bytes(), &mut buf) {
+        if base64::engine::general_purpose::STANDARD
+            .decode_vec(data.trim_ascii(), &mut buf)
+            .is_err()
+        {
+            buf.truncate(start);
             let msg = format!("invalid base64 ({} characters)", data.chars().count());
             read.push(Err(fail(&msg, Some("data"))));
             continue;

@@ -12,7 +12,6 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMapping, PyString, PyT
 
 use crate::errors::{DecodeError, EncodeError};
 
-mod b64;
 pub mod error;
 pub mod event;
 mod fast;
