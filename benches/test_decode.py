@@ -7,6 +7,11 @@ first) is shown beside it, not a baseline.
 Groups ``decode-dict-<n>``: the images of the parsed event (what the Python runtime hands a
 handler), ``deserialize_image`` over each vs boto3's TypeDeserializer, into one list.
 Groups ``decode-dict-event-<n>``: ``decode_stream_event`` on the parsed event, images built.
+Groups ``decode-kinesis-<n>``: the same sample records delivered through Kinesis Data Streams for
+DynamoDB (each change record base64 in ``kinesis.data``): ``notifier`` is ``decode_kinesis_event``
+on the raw Kinesis event, ``streams`` ``decode_stream_event`` on the raw DynamoDB Streams event of
+the same records (the ratio streams / notifier is the Kinesis path's cost per record relative to
+the streams path), ``base64+orjson+boto3`` the usual Python handler of a Kinesis event.
 Every benchmark first asserts that its result equals the reference decoding.
 """
 
@@ -24,7 +29,7 @@ from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from boto3.dynamodb.types import TypeDeserializer
 
 from notifier import samples
-from notifier.ddb import decode_stream_event, deserialize_image
+from notifier.ddb import decode_kinesis_event, decode_stream_event, deserialize_image
 
 SIZES = [100, 1_000, 10_000]
 Images = list[tuple[dict[str, Any] | None, dict[str, Any] | None]]
@@ -172,3 +177,75 @@ def test_decode_event_from_dict(benchmark: Any, lib: str, n: int) -> None:
     benchmark.extra_info["lib"] = lib
     assert FROM_DICT_EVENT[lib](event) == _boto3_images(event)
     benchmark(FROM_DICT_EVENT[lib], event)
+
+
+@cache
+def kinesis_event_bytes(n: int) -> bytes:
+    """The records of ``event_bytes(n)`` as a Lambda Kinesis event of Kinesis Data Streams for
+    DynamoDB: change records (no SequenceNumber, milliseconds) base64 in ``kinesis.data``."""
+    records = []
+    for i, rec in enumerate(samples.make_stream_event(n)["Records"]):
+        ddb = {
+            k: v
+            for k, v in rec["dynamodb"].items()
+            if k not in ("SequenceNumber", "StreamViewType")
+        }
+        ddb["ApproximateCreationDateTime"] = int(ddb["ApproximateCreationDateTime"] * 1000)
+        change = {
+            "awsRegion": rec["awsRegion"],
+            "eventID": rec["eventID"],
+            "eventName": rec["eventName"],
+            "userIdentity": None,
+            "recordFormat": "application/json",
+            "tableName": "notifier",
+            "dynamodb": ddb,
+            "eventSource": "aws:dynamodb",
+        }
+        seq = f"4965{i:052d}"
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": f"{i:032X}",
+                    "sequenceNumber": seq,
+                    "data": base64.b64encode(orjson.dumps(change)).decode(),
+                    "approximateArrivalTimestamp": 1733371200.5,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{seq}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/notifier",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/notifier",
+            }
+        )
+    return orjson.dumps({"Records": records})
+
+
+def _kinesis_notifier(raw: bytes) -> Images:
+    return [(r.new_image, r.old_image) for r in decode_kinesis_event(raw)]
+
+
+def _kinesis_boto3(raw: bytes) -> Images:
+    out: Images = []
+    for r in orjson.loads(raw)["Records"]:
+        ddb = orjson.loads(base64.b64decode(r["kinesis"]["data"]))["dynamodb"]
+        out.append((_boto3_image(ddb.get("NewImage")), _boto3_image(ddb.get("OldImage"))))
+    return out
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("lib", ["notifier", "streams", "base64+orjson+boto3"])
+def test_decode_kinesis(benchmark: Any, lib: str, n: int) -> None:
+    raw = kinesis_event_bytes(n)
+    benchmark.group = f"decode-kinesis-{n}"
+    benchmark.extra_info["lib"] = lib
+    # GIVEN the same records THEN every path gives the reference images before it is timed
+    assert _kinesis_notifier(raw) == _kinesis_boto3(raw) == decode_boto3(event_bytes(n))
+    if lib == "notifier":
+        benchmark(_kinesis_notifier, raw)
+    elif lib == "streams":
+        benchmark(decode_notifier, event_bytes(n))
+    else:
+        benchmark(_kinesis_boto3, raw)

@@ -13,6 +13,7 @@ __all__ = [
     "TemplateError",
     "TemplateSet",
     "__version__",
+    "decode_kinesis_event",
     "decode_stream_event",
     "deserialize_image",
     "deserialize_value",
@@ -47,6 +48,7 @@ class TemplateError(ValueError):
 
 _Numbers = Literal["decimal", "native"]
 _Images = Literal["python", "tree", "lazy"]
+_Source = Literal["auto", "dynamodb", "kinesis"]
 
 def deserialize_value(av: Mapping[str, Any], *, numbers: _Numbers = "decimal") -> Any:
     """One AttributeValue (``{"S": "x"}``) to a plain Python value, like boto3's
@@ -73,8 +75,10 @@ def decode_stream_event(
     numbers: _Numbers = "decimal",
     errors: Literal["raise"] = "raise",
     images: _Images = "python",
+    source: _Source = "auto",
 ) -> list[StreamRecord]:
-    """A Lambda DynamoDB Streams event to records. ``event`` is the raw event (bytes/str,
+    """A Lambda DynamoDB Streams event (or a Kinesis event of DynamoDB change records, see
+    ``decode_kinesis_event``) to records. ``event`` is the raw event (bytes/str,
     decoded in Rust without building the typed dicts) or the parsed dict. A malformed envelope
     always raises DecodeError; a malformed record raises (``errors="raise"``) or is replaced by
     a ``RecordError`` (``errors="collect"``). Messages name the path, e.g.
@@ -85,10 +89,48 @@ def decode_stream_event(
     (fastest when you read the images in Python; the GIL is held while decoding);
     ``"tree"`` builds Rust trees with the GIL released (for ``render_records`` and ``get``;
     dicts are built from them on first access); ``"lazy"`` only validates (fastest when
-    most images are never read; trees or dicts are built on first use)."""
+    most images are never read; trees or dicts are built on first use).
+
+    ``source``: ``"auto"`` reads a Kinesis event when the first record's ``eventSource`` is
+    ``"aws:kinesis"`` (for raw text: the first ``"eventSource"`` member in the text, found
+    by a substring search that stops at the first record), a DynamoDB Streams event
+    otherwise; ``"dynamodb"`` or ``"kinesis"`` say which."""
 
 @overload
 def decode_stream_event(
+    event: bytes | bytearray | str | Mapping[str, Any],
+    *,
+    numbers: _Numbers = "decimal",
+    errors: Literal["collect"],
+    images: _Images = "python",
+    source: _Source = "auto",
+) -> list[StreamRecord | RecordError]:
+    """``errors="collect"``: a malformed record yields a ``RecordError`` in its place."""
+
+@overload
+def decode_kinesis_event(
+    event: bytes | bytearray | str | Mapping[str, Any],
+    *,
+    numbers: _Numbers = "decimal",
+    errors: Literal["raise"] = "raise",
+    images: _Images = "python",
+) -> list[StreamRecord]:
+    """A Lambda Kinesis event of Kinesis Data Streams for DynamoDB to records: each
+    ``kinesis.data`` is base64 of a DynamoDB change record, decoded in Rust (raw or parsed
+    events; ``numbers``, ``errors`` and ``images`` as for ``decode_stream_event``).
+
+    Each record is a ``StreamRecord`` with ``sequence_number`` the Kinesis
+    ``sequenceNumber`` (the batchItemFailures identifier for Kinesis), ``event_id`` the
+    change record's ``eventID``, ``event_source_arn`` the Kinesis stream's ARN,
+    ``approximate_creation_time`` in seconds (Kinesis carries milliseconds or microseconds:
+    values from 1e14 are read as microseconds, smaller ones as milliseconds), ``raw`` the
+    change record's JSON text and ``stream_view_type`` None. A bad base64 payload or bad
+    change record is that record's error (``Records[3].kinesis.data: invalid base64 (...)``,
+    ``Records[3].kinesis.data.dynamodb.Keys: ...``); a ``RecordError``'s ``raw`` is the Kinesis
+    record as received and its ``sequence_number`` the Kinesis one."""
+
+@overload
+def decode_kinesis_event(
     event: bytes | bytearray | str | Mapping[str, Any],
     *,
     numbers: _Numbers = "decimal",
@@ -114,7 +156,8 @@ class StreamRecord:
         """``eventName``."""
     @property
     def sequence_number(self) -> str:
-        """``dynamodb.SequenceNumber`` (the batchItemFailures identifier)."""
+        """``dynamodb.SequenceNumber`` (the batchItemFailures identifier); from Kinesis, the
+        Kinesis record's ``sequenceNumber``."""
     @property
     def keys(self) -> dict[str, Any]:
         """``dynamodb.Keys`` as plain values."""
@@ -126,7 +169,8 @@ class StreamRecord:
         """``dynamodb.OldImage`` as plain values, None when absent."""
     @property
     def approximate_creation_time(self) -> float | None:
-        """``dynamodb.ApproximateCreationDateTime`` in epoch seconds, None when absent."""
+        """``dynamodb.ApproximateCreationDateTime`` in epoch seconds, None when absent (from
+        Kinesis, converted from milliseconds or microseconds)."""
     @property
     def size_bytes(self) -> int | None:
         """``dynamodb.SizeBytes``, None when absent."""
@@ -135,13 +179,14 @@ class StreamRecord:
         """``dynamodb.StreamViewType``, None when absent."""
     @property
     def event_source_arn(self) -> str | None:
-        """``eventSourceARN``, None when absent."""
+        """``eventSourceARN`` (from Kinesis: the Kinesis stream's), None when absent."""
     @property
     def aws_region(self) -> str | None:
         """``awsRegion``, None when absent."""
     @property
     def raw(self) -> str:
-        """The record's original JSON text (for dead-lettering)."""
+        """The record's original JSON text (for dead-lettering); from Kinesis, the decoded
+        change record (the ``kinesis.data`` payload)."""
     def get(self, path: str, default: Any = None) -> Any:
         """The value at a dotted path (``"user.email"``) in the new image (the old image if
         there is no new one), or ``default``; builds only that value."""

@@ -12,6 +12,15 @@
   decoding pass itself; ``"tree"`` as Rust values with the GIL released (what rendering and
   ``get`` read; dicts built on first access); ``"lazy"`` validated only, built on first use.
   Every mode validates every image and yields equal values.
+- ``decode_kinesis_event``: a Lambda Kinesis event of Kinesis Data Streams for DynamoDB (each
+  ``kinesis.data`` is base64 of a change record), decoded in Rust into the same ``StreamRecord``
+  objects: ``sequence_number`` is the Kinesis ``sequenceNumber`` (what Lambda's batchItemFailures
+  want for Kinesis), ``event_id`` the change record's ``eventID``, ``event_source_arn`` the
+  Kinesis stream's ARN, ``approximate_creation_time`` in seconds. Kinesis carries that time in
+  milliseconds or microseconds (the table's ``ApproximateCreationDateTimePrecision``) without
+  saying which: values from 1e14 are microseconds (1e14 us is 1973, 1e14 ms the year 5138),
+  smaller ones milliseconds. ``decode_stream_event(..., source="auto")`` (the default) reads
+  either kind, told by the first record's ``eventSource``.
 
 Decoded values are plain dicts, lists and sets, tracked by the cyclic GC exactly as CPython
 tracks its own: lists and sets always, a dict only once it holds a container (a dict of atomic
@@ -44,6 +53,7 @@ from notifier._core import (
     EncodeError,
     RecordError,
     StreamRecord,
+    decode_kinesis_event,
     decode_stream_event,
     deserialize_image,
     deserialize_value,
@@ -56,6 +66,7 @@ __all__ = [
     "EncodeError",
     "RecordError",
     "StreamRecord",
+    "decode_kinesis_event",
     "decode_stream_event",
     "deserialize_image",
     "deserialize_value",

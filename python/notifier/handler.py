@@ -235,7 +235,10 @@ def _hot_path(settings: Settings) -> tuple[Any, Any]:
 
     def decode(event: Any) -> Any:
         # images="tree": routing reads paths and rendering reads trees; no Python dicts.
-        return ddb.decode_stream_event(event, errors="collect", images="tree")
+        # source="auto": DynamoDB Streams or Kinesis Data Streams for DynamoDB, told by the
+        # first record's eventSource (a substring search over the first record for raw text);
+        # Kinesis records carry the Kinesis sequenceNumber, the batchItemFailures identifier.
+        return ddb.decode_stream_event(event, errors="collect", images="tree", source="auto")
 
     return decode, template_set.render_records
 

@@ -153,3 +153,52 @@ def values(max_leaves: int = 30) -> st.SearchStrategy[Any]:
 
 
 images = st.dictionaries(texts.filter(bool), values(), max_size=6)
+
+
+KINESIS_STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/notifier-changes"
+
+
+def to_kinesis_event(stream_event: dict[str, Any], *, unit: str = "ms") -> dict[str, Any]:
+    """A DynamoDB Streams event's records as Kinesis Data Streams for DynamoDB delivers them:
+    each change record (no ``SequenceNumber``/``StreamViewType``, ``ApproximateCreationDateTime``
+    in ``unit``: "ms" or "us") base64 in ``kinesis.data`` of a Lambda Kinesis record."""
+    scale = {"ms": 1000, "us": 1_000_000}[unit]
+    records = []
+    for i, rec in enumerate(stream_event["Records"]):
+        ddb = {
+            k: v
+            for k, v in rec["dynamodb"].items()
+            if k not in ("SequenceNumber", "StreamViewType")
+        }
+        if "ApproximateCreationDateTime" in ddb:
+            ddb["ApproximateCreationDateTime"] = int(ddb["ApproximateCreationDateTime"] * scale)
+        change = {
+            "awsRegion": rec.get("awsRegion", "us-east-1"),
+            "eventID": rec["eventID"],
+            "eventName": rec["eventName"],
+            "userIdentity": None,
+            "recordFormat": "application/json",
+            "tableName": "notifier",
+            "dynamodb": ddb,
+            "eventSource": "aws:dynamodb",
+        }
+        seq = f"4965{i:052d}"
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": f"{i:032X}",
+                    "sequenceNumber": seq,
+                    "data": base64.b64encode(json.dumps(change).encode()).decode(),
+                    "approximateArrivalTimestamp": 1733371200.5,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{seq}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/notifier",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": KINESIS_STREAM_ARN,
+            }
+        )
+    return {"Records": records}

@@ -119,9 +119,12 @@ def problems(sam_doc: dict[str, Any]) -> list[str]:
     return lint(cfn) + iam_findings(cfn)
 
 
-def _esm(cfn: dict[str, Any]) -> dict[str, Any]:
+def _esm(cfn: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
+    """The event source mapping for the DynamoDB stream (no condition) or the Kinesis one."""
     (esm,) = [
-        r for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        r
+        for r in cfn["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping" and r.get("Condition") == condition
     ]
     props: dict[str, Any] = esm["Properties"]
     return props
@@ -574,3 +577,73 @@ def test_dashboard_shows_every_metric_the_function_writes(
     assert wanted <= names
     assert wanted - {LATENCY[0]} <= {n for n, _ in METRICS.values()}
     assert "IteratorAge" in names
+
+
+# -- the Kinesis Data Streams for DynamoDB option -----------------------------------------------
+
+
+def test_kinesis_source_is_an_option_with_one_mapping_enabled(
+    sam: Callable[[], dict[str, Any]],
+) -> None:
+    # GIVEN the translated template
+    cfn = translate(sam())
+    res = cfn["Resources"]
+    params = cfn["Parameters"]
+    # THEN the source is a parameter, DynamoDB Streams by default
+    assert params["ChangeSource"]["AllowedValues"] == ["dynamodb-streams", "kinesis"]
+    assert params["ChangeSource"]["Default"] == "dynamodb-streams"
+    # AND retention can reach 365 days (the redrive window)
+    assert params["KinesisRetentionHours"]["MaxValue"] == 365 * 24
+    assert cfn["Conditions"]["UseKinesis"] == {"Fn::Equals": [{"Ref": "ChangeSource"}, "kinesis"]}
+    # AND the Kinesis resources exist only with ChangeSource=kinesis
+    for name in ("ChangeStream", "ReadChangeStreamPolicy", "KinesisSource"):
+        assert res[name]["Condition"] == "UseKinesis", name
+    assert res["ChangeStreamConsumer"]["Condition"] == "UseKinesisFanOut"
+    stream = res["ChangeStream"]["Properties"]
+    assert stream["RetentionPeriodHours"] == {"Ref": "KinesisRetentionHours"}
+    spec = res["EventsTable"]["Properties"]["KinesisStreamSpecification"]
+    assert spec["Fn::If"][0] == "UseKinesis"
+    assert spec["Fn::If"][1]["StreamArn"] == {"Fn::GetAtt": ["ChangeStream", "Arn"]}
+    assert spec["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    # AND the DynamoDB stream's mapping is disabled exactly when the Kinesis one exists
+    assert _esm(cfn)["Enabled"] == {"Fn::If": ["UseKinesis", False, True]}
+
+
+def test_kinesis_mapping_reliability_settings(sam: Callable[[], dict[str, Any]]) -> None:
+    # GIVEN the Kinesis event source mapping
+    cfn = translate(sam())
+    esm = _esm(cfn, "UseKinesis")
+    # THEN it keeps the stream mapping's contract
+    assert esm["StartingPosition"] == "TRIM_HORIZON"
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["BisectBatchOnFunctionError"] is True
+    assert esm["MaximumRecordAgeInSeconds"] == -1
+    assert 0 <= esm["MaximumRetryAttempts"] <= 10_000
+    assert esm["ParallelizationFactor"] == {"Ref": "KinesisParallelizationFactor"}
+    # base64 makes a Kinesis record 4/3 of the change record: a full batch still fits
+    assert esm["BatchSize"] * RECORD_BYTES * 4 / 3 < PAYLOAD_LIMIT
+    assert esm["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["StreamFailureQueue", "Arn"]
+    }
+    assert esm["EventSourceArn"] == {
+        "Fn::If": [
+            "UseKinesisFanOut",
+            {"Fn::GetAtt": ["ChangeStreamConsumer", "ConsumerARN"]},
+            {"Fn::GetAtt": ["ChangeStream", "Arn"]},
+        ]
+    }
+    # AND the filter matches the decoded change record under "data", like the stream's filter
+    stream_pattern = _esm(cfn)["FilterCriteria"]["Filters"][0]["Pattern"]["Fn::Sub"]
+    (kinesis_filter,) = esm["FilterCriteria"]["Filters"]
+    kinesis_pattern = kinesis_filter["Pattern"]["Fn::Sub"]
+    assert kinesis_pattern[1] == stream_pattern[1]
+    assert kinesis_pattern[0] == '{"data": ' + stream_pattern[0] + "}"
+
+
+def test_kinesis_read_permissions_name_the_stream(sam: Callable[[], dict[str, Any]]) -> None:
+    cfn = translate(sam())
+    statements = {st["Sid"]: st for _, st in _statements(cfn)}
+    assert statements["ReadChangeStream"]["Resource"] == {"Fn::GetAtt": ["ChangeStream", "Arn"]}
+    assert all(a.startswith("kinesis:") for a in statements["ReadChangeStream"]["Action"])
+    assert "kinesis:SubscribeToShard" in statements["ReadChangeStreamFanOut"]["Action"]
+    assert iam_findings(cfn) == []

@@ -309,6 +309,15 @@ fn salvage_ids(raw: &str) -> (Option<String>, Option<String>) {
 
 /// Decode one record's JSON text. The error path is relative to the record.
 pub fn decode_record_json(raw: &str) -> Result<RecordData, DecodeErr> {
+    decode_record_json_with(raw, None)
+}
+
+/// [`decode_record_json`] with `sequence` in place of `dynamodb.SequenceNumber`
+/// (see [`Partial::finish_with`]).
+pub fn decode_record_json_with(
+    raw: &str,
+    sequence: Option<String>,
+) -> Result<RecordData, DecodeErr> {
     let mut ctx = Ctx::default();
     let mut de = serde_json::Deserializer::from_str(raw);
     let parsed = RecordSeed { ctx: &mut ctx }.deserialize(&mut de);
@@ -318,7 +327,7 @@ pub fn decode_record_json(raw: &str) -> Result<RecordData, DecodeErr> {
     };
     de.end()
         .map_err(|e| DecodeErr::new(redact_serde(&e.to_string())))?;
-    parsed.finish()
+    parsed.finish_with(sequence)
 }
 
 /// Decode a single AttributeValue from JSON text (`{"S": "x"}`).
@@ -384,7 +393,15 @@ pub(crate) fn unknown_event_name(name: &str) -> String {
 }
 
 impl Partial {
-    pub(crate) fn finish(self) -> Result<RecordData, DecodeErr> {
+    /// The record's data, once its required fields are checked; `sequence`
+    /// (a Kinesis record's sequence number) stands for `dynamodb.SequenceNumber`,
+    /// which a change record delivered through Kinesis does not have.
+    pub(crate) fn finish_with(mut self, sequence: Option<String>) -> Result<RecordData, DecodeErr> {
+        if let Some(seq) = sequence {
+            if let Some(ddb) = self.dynamodb.as_mut() {
+                ddb.sequence_number = Some(seq);
+            }
+        }
         let missing = |name: &str| DecodeErr::new(format!("missing required field {name:?}"));
         let event_id = self.event_id.ok_or_else(|| missing("eventID"))?;
         let event_name = self.event_name.ok_or_else(|| missing("eventName"))?;

@@ -21,6 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PySet};
 
 use super::event::{Partial, PartialDdb, RecordData};
 use super::json::{decode_base64, Tag, MAX_DEPTH};
+use super::kinesis::Outer;
 use super::number;
 use super::topy::{gc_untrack_dict, ToPy};
 use super::value::{dedup_last_wins, AttrValue, Map, Number, Str};
@@ -45,11 +46,25 @@ pub(crate) enum Want {
 /// Parse one record starting at `pos` of `text` (no leading whitespace):
 /// its fields and the offset just after it, or `None` to use the reference path.
 pub(crate) fn record(text: &str, pos: usize, want: Want) -> Option<(RecordData, usize)> {
+    record_with(text, pos, want, None)
+}
+
+/// [`record`] with `sequence` in place of `dynamodb.SequenceNumber` (a change
+/// record read from Kinesis has none: see `Partial::finish_with`).
+pub(crate) fn record_with(
+    text: &str,
+    pos: usize,
+    want: Want,
+    sequence: Option<String>,
+) -> Option<(RecordData, usize)> {
     if want == Want::Spans {
-        let (data, _, end) = RecordParser::new(text, pos, Skim).run()?;
+        let mut parser = RecordParser::new(text, pos, Skim);
+        parser.sequence = sequence;
+        let (data, _, end) = parser.run()?;
         return Some((data, end));
     }
     let mut parser = RecordParser::new(text, pos, Tree::default());
+    parser.sequence = sequence;
     parser.lean = want == Want::Render;
     let (mut data, [new, old], end) = parser.run()?;
     data.new_image = new.and_then(into_map);
@@ -69,9 +84,126 @@ pub(crate) fn record_py<'py>(
     pos: usize,
     out: &mut ToPy<'py, '_>,
 ) -> Option<Built<Bound<'py, PyDict>>> {
-    let (data, [new, old], end) = RecordParser::new(text, pos, PyBuild::new(out)).run()?;
+    record_py_with(text, pos, out, None)
+}
+
+/// [`record_py`] with `sequence` in place of `dynamodb.SequenceNumber`.
+pub(crate) fn record_py_with<'py>(
+    text: &str,
+    pos: usize,
+    out: &mut ToPy<'py, '_>,
+    sequence: Option<String>,
+) -> Option<Built<Bound<'py, PyDict>>> {
+    let mut parser = RecordParser::new(text, pos, PyBuild::new(out));
+    parser.sequence = sequence;
+    let (data, [new, old], end) = parser.run()?;
     let dict = |v: Option<Bound<'py, PyAny>>| v.and_then(|d| d.downcast_into::<PyDict>().ok());
     Some((data, [dict(new), dict(old)], end))
+}
+
+/// The envelope of a Kinesis event (`{"Records": [...]}`) in one pass: each
+/// record's span and envelope fields, `data` borrowed from `text`. `None` for
+/// anything unusual (a field of another type, a duplicate field, bad JSON):
+/// the serde path then decides, with the exact per-record errors.
+pub(crate) fn kinesis_envelope(text: &str) -> Option<Vec<(Range<usize>, Outer<'_>)>> {
+    let mut p = Parser::at(text, 0);
+    let mut out = None;
+    if p.open(b'{', b'}')? {
+        return None; // no Records
+    }
+    loop {
+        let key = p.string()?;
+        p.eat(b':')?;
+        if key == "Records" {
+            if out.is_some() {
+                return None;
+            }
+            out = Some(kinesis_records(&mut p)?);
+        } else {
+            p.skip_value()?;
+        }
+        if !p.next_member(b'}')? {
+            break;
+        }
+    }
+    p.ws();
+    (p.pos == p.bytes.len()).then_some(())?;
+    out
+}
+
+fn kinesis_records<'a>(p: &mut Parser<'a>) -> Option<Vec<(Range<usize>, Outer<'a>)>> {
+    let mut out = Vec::new();
+    if p.open(b'[', b']')? {
+        return Some(out);
+    }
+    loop {
+        p.ws();
+        let start = p.pos;
+        let outer = kinesis_record(p)?;
+        out.push((start..p.pos, outer));
+        if !p.next_member(b']')? {
+            return Some(out);
+        }
+    }
+}
+
+/// One Kinesis record object: its envelope fields (`kinesis` required).
+fn kinesis_record<'a>(p: &mut Parser<'a>) -> Option<Outer<'a>> {
+    let mut o = Outer::default();
+    let (mut kinesis, mut arn, mut region) = (false, false, false);
+    if p.open(b'{', b'}')? {
+        return None;
+    }
+    loop {
+        let key = p.string()?;
+        p.eat(b':')?;
+        match key.as_ref() {
+            "kinesis" if !kinesis => {
+                kinesis = true;
+                kinesis_fields(p, &mut o)?;
+            }
+            "eventSourceARN" if !arn => {
+                arn = true;
+                o.event_source_arn = p.opt_string()?;
+            }
+            "awsRegion" if !region => {
+                region = true;
+                o.aws_region = p.opt_string()?;
+            }
+            "kinesis" | "eventSourceARN" | "awsRegion" => return None, // duplicate
+            _ => p.skip_value()?,
+        }
+        if !p.next_member(b'}')? {
+            break;
+        }
+    }
+    kinesis.then_some(o)
+}
+
+fn kinesis_fields<'a>(p: &mut Parser<'a>, o: &mut Outer<'a>) -> Option<()> {
+    let (mut seq, mut data) = (false, false);
+    if p.open(b'{', b'}')? {
+        return Some(());
+    }
+    loop {
+        let key = p.string()?;
+        p.eat(b':')?;
+        match key.as_ref() {
+            "sequenceNumber" if !seq => {
+                seq = true;
+                o.sequence_number = p.opt_string()?;
+            }
+            "data" if !data => {
+                data = true;
+                o.data = if p.null() { None } else { Some(p.string()?) };
+            }
+            "sequenceNumber" | "data" => return None, // duplicate
+            _ => p.skip_value()?,
+        }
+        if !p.next_member(b'}')? {
+            return Some(());
+        }
+    }
 }
 
 /// Build the tree of an image span that [`record`] validated.
@@ -139,6 +271,8 @@ struct RecordParser<'a, I: Build<'a>> {
     built: [Option<I::V>; 2],
     /// [`Want::Render`]: skim `Keys`, and `OldImage` once `NewImage` is built.
     lean: bool,
+    /// Stands for `dynamodb.SequenceNumber` (Kinesis: see `Partial::finish_with`).
+    sequence: Option<String>,
 }
 
 impl<'a> Parser<'a> {
@@ -527,6 +661,27 @@ impl<'a> Parser<'a> {
             .map(Some)
     }
 
+    /// Skip any JSON value: scalars here, objects and arrays by serde (rare:
+    /// the fields of a Kinesis record envelope that are not read are scalars).
+    fn skip_value(&mut self) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'-' | b'0'..=b'9' => self.number_text().map(drop),
+            _ => {
+                let rest = self.text.get(self.pos..)?;
+                let mut values =
+                    serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
+                values.next()?.ok()?;
+                self.pos += values.byte_offset();
+                Some(())
+            }
+        }
+    }
+
     /// Skip a field we do not read: strings here, anything else to the reference path.
     fn skip(&mut self) -> Option<()> {
         if self.null() {
@@ -544,6 +699,7 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
             images,
             built: [None, None],
             lean: false,
+            sequence: None,
         }
     }
 
@@ -635,7 +791,7 @@ impl<'a, I: Build<'a>> RecordParser<'a, I> {
     /// Parse the record; its data (`finish`ed) and the images `I` built.
     fn run(mut self) -> Option<Built<I::V>> {
         let rec = self.record()?;
-        let data = rec.finish().ok()?;
+        let data = rec.finish_with(self.sequence.take()).ok()?;
         Some((data, self.built, self.lex.pos))
     }
 }

@@ -53,7 +53,7 @@ fn bad(msg: impl Into<String>) -> Fail {
     Fail::Decode(DecodeErr::new(msg))
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
@@ -538,7 +538,10 @@ pub(crate) fn to_attr(obj: &Bound<'_, PyAny>, depth: u32) -> Result<AttrValue, F
 }
 
 /// `obj[key]` of a dict or Mapping, `None` when absent or `None`.
-fn field<'py>(obj: &Bound<'py, PyAny>, key: &str) -> Result<Option<Bound<'py, PyAny>>, Fail> {
+pub(crate) fn field<'py>(
+    obj: &Bound<'py, PyAny>,
+    key: &str,
+) -> Result<Option<Bound<'py, PyAny>>, Fail> {
     let v = if let Ok(d) = obj.downcast::<PyDict>() {
         d.get_item(key)?
     } else {
@@ -554,7 +557,7 @@ fn field<'py>(obj: &Bound<'py, PyAny>, key: &str) -> Result<Option<Bound<'py, Py
     Ok(v.filter(|v| !v.is_none()))
 }
 
-fn str_field(obj: &Bound<'_, PyAny>, key: &str) -> Result<Option<String>, Fail> {
+pub(crate) fn str_field(obj: &Bound<'_, PyAny>, key: &str) -> Result<Option<String>, Fail> {
     match field(obj, key)? {
         None => Ok(None),
         Some(v) => {

@@ -17,6 +17,8 @@ pub mod event;
 mod fast;
 mod frompy;
 pub mod json;
+pub mod kinesis;
+mod kinesis_py;
 pub mod number;
 pub mod record;
 mod serialize;
@@ -124,10 +126,50 @@ fn serialize_image(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyDict
     })
 }
 
-/// A Lambda DynamoDB stream event (raw bytes/str, or the parsed dict) to records.
+/// Which kind of event `decode_stream_event` reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Told by the first record's `eventSource` (`aws:kinesis`, else DynamoDB Streams).
+    Auto,
+    Dynamodb,
+    Kinesis,
+}
+
+fn source_arg(s: &str) -> PyResult<Source> {
+    match s {
+        "auto" => Ok(Source::Auto),
+        "dynamodb" => Ok(Source::Dynamodb),
+        "kinesis" => Ok(Source::Kinesis),
+        other => Err(PyValueError::new_err(format!(
+            "source must be \"auto\", \"dynamodb\" or \"kinesis\", not {other:?}"
+        ))),
+    }
+}
+
+/// A Lambda DynamoDB Streams event, or a Kinesis event of DynamoDB change
+/// records (raw bytes/str, or the parsed dict), to records.
+#[pyfunction]
+#[pyo3(signature = (event, *, numbers = "decimal", errors = "raise", images = "python", source = "auto"))]
+fn decode_stream_event(
+    py: Python<'_>,
+    event: &Bound<'_, PyAny>,
+    numbers: &str,
+    errors: &str,
+    images: &str,
+    source: &str,
+) -> PyResult<Py<PyList>> {
+    let numbers = Numbers::from_arg(numbers)?;
+    let errors = errors_arg(errors)?;
+    let images = images_arg(images)?;
+    let source = source_arg(source)?;
+    guard(|| decode_any(py, event, numbers, errors, images, source))
+}
+
+/// A Lambda Kinesis event whose records carry DynamoDB change records
+/// (Kinesis Data Streams for DynamoDB) to records.
 #[pyfunction]
 #[pyo3(signature = (event, *, numbers = "decimal", errors = "raise", images = "python"))]
-fn decode_stream_event(
+fn decode_kinesis_event(
     py: Python<'_>,
     event: &Bound<'_, PyAny>,
     numbers: &str,
@@ -137,13 +179,42 @@ fn decode_stream_event(
     let numbers = Numbers::from_arg(numbers)?;
     let errors = errors_arg(errors)?;
     let images = images_arg(images)?;
-    guard(|| match EventText::of(event) {
+    guard(|| decode_any(py, event, numbers, errors, images, Source::Kinesis))
+}
+
+fn decode_any(
+    py: Python<'_>,
+    event: &Bound<'_, PyAny>,
+    numbers: Numbers,
+    errors: Errors,
+    images: Images,
+    source: Source,
+) -> PyResult<Py<PyList>> {
+    match EventText::of(event) {
         Some(text) => {
-            let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
-            from_text(py, Arc::new(text), numbers, errors, images)
+            let text = Arc::new(text.map_err(|e| DecodeError::new_err(e.to_string()))?);
+            let kinesis = match source {
+                Source::Auto => kinesis::is_kinesis_text(text.as_str()),
+                s => s == Source::Kinesis,
+            };
+            if kinesis {
+                kinesis_py::from_text(py, text, numbers, errors, images)
+            } else {
+                from_text(py, text, numbers, errors, images)
+            }
         }
-        None => from_py(py, event, numbers, errors),
-    })
+        None => {
+            let kinesis = match source {
+                Source::Auto => kinesis_py::is_kinesis_parsed(event)?,
+                s => s == Source::Kinesis,
+            };
+            if kinesis {
+                kinesis_py::from_py(py, event, numbers, errors, images)
+            } else {
+                from_py(py, event, numbers, errors)
+            }
+        }
+    }
 }
 
 /// The JSON text of a raw event (`bytes`, `bytearray` or `str`), borrowed
@@ -401,5 +472,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serialize_value, m)?)?;
     m.add_function(wrap_pyfunction!(serialize_image, m)?)?;
     m.add_function(wrap_pyfunction!(decode_stream_event, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_kinesis_event, m)?)?;
     Ok(())
 }

@@ -56,3 +56,10 @@ impl EventText {
         }
     }
 }
+
+impl EventText {
+    /// Text decoded from the event (a Kinesis record's `data` payload), owned.
+    pub(crate) fn owned(text: String) -> EventText {
+        EventText(Inner::Owned(text.into_boxed_str()))
+    }
+}
