@@ -485,5 +485,13 @@ class LedgerWriter:
     async def close(self) -> None:
         """Flush what is buffered and wait for every write in progress."""
         self._flush()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while True:
+            # Only the unfinished ones: a task that has just finished may still be in the set
+            # (its done callback is scheduled, not run), and from CPython 3.12 awaiting gather()
+            # of finished tasks returns without yielding to the loop, so that callback would
+            # never run and this loop would spin.
+            running = [t for t in self._tasks if not t.done()]
+            if not running:
+                break
+            await asyncio.gather(*running, return_exceptions=True)
+        self._tasks.clear()

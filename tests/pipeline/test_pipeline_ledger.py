@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -209,3 +210,30 @@ def test_a_hung_ledger_call_is_cut_at_the_deadline() -> None:
     # WHEN claimed with 0.3 s left THEN the claim gives up with an error instead of hanging
     result = asyncio.run(short())
     assert result.status is ClaimStatus.ERROR
+
+
+def test_closing_the_writer_returns_when_a_write_has_just_finished() -> None:
+    # GIVEN a writer whose flush task finished in this very loop iteration (its done callback
+    # scheduled, not yet run): on CPython 3.12+ gather() of finished tasks does not yield
+    class Instant:
+        async def batch_write_item(self, **_: Any) -> Any:
+            return {"UnprocessedItems": {}}
+
+    ledger = Ledger(Instant(), "t")
+
+    async def scenario() -> bool:
+        writer = ledger.writer(owner="A", deadline=Deadline.after(5))
+        durable = writer.commit(Commit("k#1", SENT, message_id="m"))
+        writer._flush()
+        await asyncio.sleep(0)  # the write task runs to its end
+        await writer.close()  # WHEN the writer is closed
+        return durable.result()
+
+    # THEN it returns, with the write durable (in a thread: a spinning loop never yields, so
+    # only a join with a timeout can tell)
+    result: list[bool] = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(scenario())), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "LedgerWriter.close() spun instead of returning"
+    assert result == [True]
