@@ -374,12 +374,6 @@ class Ledger:
                 return False
         return True
 
-    async def put_final(self, commit: Commit, *, owner: str, deadline: Deadline) -> bool:
-        """Write one final state at once (outside a batch writer)."""
-        return await self.batch_write(
-            [{"PutRequest": {"Item": self.commit_item(commit, owner)}}], deadline
-        )
-
     async def release_if_ours(self, key: str, *, owner: str, deadline: Deadline) -> bool:
         """Delete ``key`` if ``owner`` holds it (after a claim whose answer was lost: it may or
         may not have been written). ``True`` when the key is surely not ours any more."""

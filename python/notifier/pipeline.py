@@ -38,6 +38,7 @@ from notifier.ledger import (
     Ledger,
     LedgerWriter,
 )
+from notifier.logs import redact
 from notifier.retry import Deadline
 from notifier.router import Notification, Poison, Router, record_error_poison
 
@@ -324,13 +325,11 @@ class Pipeline:
         batch.alarms[key] = batch.alarms.get(key, 0) + 1
         batch.stats["account_faults"] += 1
 
-    async def _claim(
-        self, key: str, batch: _Batch, state: str
-    ) -> tuple[ClaimResult | None, bool | None]:
+    async def _claim(self, key: str, batch: _Batch, state: str) -> ClaimResult | None:
         """Claim ``key`` through the ledger's breaker; ``None`` when the ledger is paused."""
         go, probe = await self._gate("ledger", batch)
         if not go:
-            return None, None
+            return None
         claim = await self.ledger.claim(
             key,
             owner=batch.owner,
@@ -346,7 +345,7 @@ class Pipeline:
             self._alarm(batch, "ledger", claim.code or "LedgerError")
         elif probe and claim.status is ClaimStatus.ERROR:
             self.breaker("ledger").probing = False
-        return claim, probe
+        return claim
 
     async def _deliver(
         self, n: Notification, rendered: Any, batch: _Batch, slots: asyncio.Semaphore
@@ -380,7 +379,7 @@ class Pipeline:
         breaker: Breaker,
         probe: bool | None,
     ) -> None:
-        claim, _ = await self._claim(n.key, batch, SENDING)
+        claim = await self._claim(n.key, batch, SENDING)
         if claim is None or claim.status is not ClaimStatus.CLAIMED:
             channel.unreserve()
             if probe:
@@ -461,7 +460,7 @@ class Pipeline:
 
     async def _claim_poison(self, p: Poison, batch: _Batch, slots: asyncio.Semaphore) -> None:
         async with slots:
-            claim, _ = await self._claim(p.key, batch, PENDING)
+            claim = await self._claim(p.key, batch, PENDING)
             if claim is not None and claim.uncertain:
                 await self.ledger.release_if_ours(p.key, owner=batch.owner, deadline=batch.final)
         if claim is None or claim.status in (ClaimStatus.ERROR, ClaimStatus.IN_FLIGHT):
@@ -539,8 +538,6 @@ class Pipeline:
             else None,
             "seconds": round(seconds, 3),
         }
-        from notifier.logs import redact
-
         log.info(json.dumps(redact(summary), separators=(",", ":")))
         for (name, code), count in sorted(batch.alarms.items()):
             log.error(
