@@ -60,8 +60,14 @@ class Message:
     key: str  #: the ledger key, "<channel>#<dedup key>"
     recipient: str
     sender: str
-    rendered: Rendered
+    #: The rendered template; ``None`` for a channel whose ``template_variant`` is ``None``.
+    rendered: Rendered | None
     locale: str | None = None
+    #: The event type the route matched (``friend_request``).
+    event_type: str = ""
+    #: The decoded ``notifier.ddb.StreamRecord`` (``.new_image``, ``.get("a.b")``,
+    #: ``.approximate_creation_time``) for channels that send data rather than a rendering.
+    record: Any = None
 
 
 @dataclass(slots=True)
@@ -82,7 +88,21 @@ class SendResult:
 
 @runtime_checkable
 class Channel(Protocol):
-    """What the core needs from a channel."""
+    """What the core needs from a channel.
+
+    Optional attributes, read with their defaults when a channel lacks them:
+
+    - ``template_variant: str | None = ""``: which template files render for it. ``""``: the
+      email parts (``subject.txt``, ``body.txt``, ``body.html``); ``"sms"``: ``NAME/sms.txt``
+      into ``rendered.text``; ``"push"``: ``NAME/push.json`` (JSON-escaped values) into
+      ``rendered.text``; any other ``"x"``: ``NAME/x.txt`` or ``NAME/x.json``; ``None``: nothing
+      is rendered (``Message.rendered`` is ``None``; the channel sends ``Message.record``).
+    - ``recipient_path: str | None = "user.email"``: the dotted path of the recipient when the
+      route names none; ``None``: the recipient is not read from the event
+      (``validate_recipient(None)`` gives the channel's own, e.g. a webhook URL).
+    - ``fan_out: bool = False``: a list at the recipient path makes one notification per item
+      (each its own ledger key ``<channel>#<dedup key>#<recipient>``), e.g. a user's devices.
+    """
 
     #: The channel's name in the config (``[channels.<name>]``).
     name: str
@@ -149,6 +169,9 @@ class ConcurrentChannel:
     rate_limiter: TokenBucket | None = None
     unknown_outcome: str = "retry"
     required_parts: frozenset[str] = frozenset({"subject", "text"})
+    template_variant: str | None = ""
+    recipient_path: str | None = "user.email"
+    fan_out: bool = False
 
     def validate_recipient(self, recipient: object) -> str | None:
         if isinstance(recipient, str) and recipient.strip():

@@ -179,6 +179,8 @@ class EmailChannel(ConcurrentChannel):
     def build_request(self, message: Message) -> dict[str, Any]:
         """The ``send_email`` keyword arguments for ``message``."""
         r = message.rendered
+        if r is None:
+            raise ValueError("an email needs a rendered template")
         body: dict[str, Any] = {"Text": {"Data": r.text, "Charset": "UTF-8"}}
         if r.html:
             body["Html"] = {"Data": r.html, "Charset": "UTF-8"}

@@ -64,9 +64,9 @@ class MemoryChannel(ConcurrentChannel):
                 message.key,
                 message.recipient,
                 message.sender,
-                r.subject,
-                r.text,
-                r.html,
+                r.subject if r is not None else "",
+                r.text if r is not None else "",
+                r.html if r is not None else None,
                 message_id,
             )
         )
