@@ -3,13 +3,20 @@
 //! Layout (names are paths relative to the directory, `/`-separated):
 //!
 //! ```text
-//! friend_request/subject.txt      optional (SMS/push templates have none: subject "")
-//! friend_request/body.txt         required
+//! friend_request/subject.txt      optional (email: subject "" without it)
+//! friend_request/body.txt         the email body (required unless the folder has variants)
 //! friend_request/body.html        optional (HTML-escaped automatically)
+//! friend_request/sms.txt          a channel variant: template "friend_request:sms"
+//! friend_request/push.json        a channel variant: "friend_request:push" (JSON-escaped)
 //! friend_request/de/subject.txt   per-locale overrides, each file optional
 //! friend_request/_parts/x.html    `_` folders inside a template: includable partials
 //! _layouts/base.html              `_` folders at the top: shared layouts and macros
 //! ```
+//!
+//! A channel variant is any other `NAME/<variant>.txt` or `NAME/<variant>.json` next to the
+//! email parts: it renders as template `NAME:<variant>` into the text part (no subject, no
+//! HTML). In `.json` files every `{{ expr }}` prints a JSON literal (strings quoted and
+//! escaped), so a value can never break the document.
 //!
 //! Each part falls back on its own: for locale `de-AT` the renderer uses
 //! `de-AT/body.txt`, else `de/body.txt`, else `body.txt`. Locale folder names
@@ -26,7 +33,9 @@ use super::error::{TplError, TplResult};
 use super::{escape, filters};
 
 /// File extensions loaded as templates.
-const TEMPLATE_EXTENSIONS: &[&str] = &["txt", "html", "htm", "xml"];
+const TEMPLATE_EXTENSIONS: &[&str] = &["txt", "html", "htm", "xml", "json"];
+/// A template's sample context (read by `notifier check` and `preview`), not a template.
+const SAMPLE: &str = "sample.json";
 /// Directory nesting below the set's root that is scanned.
 const MAX_SCAN_DEPTH: usize = 8;
 
@@ -124,6 +133,23 @@ fn is_template_file(name: &str) -> bool {
         .is_some_and(|e| TEMPLATE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+fn escapes_json(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".json")
+}
+
+/// `sms` for `sms.txt` / `sms.json`: a channel variant's file name (not an email part).
+fn variant_of(file: &str) -> Option<&str> {
+    if file == SUBJECT || file == BODY_TEXT || file == BODY_HTML {
+        return None;
+    }
+    let (stem, ext) = file.rsplit_once('.')?;
+    let ok = !stem.is_empty()
+        && stem
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    (ok && (ext == "txt" || ext == "json")).then_some(stem)
+}
+
 fn escapes_html(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.ends_with(".html") || lower.ends_with(".htm") || lower.ends_with(".xml")
@@ -159,7 +185,7 @@ fn scan(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf)>
                 .in_file(rel, None));
             }
             scan(&path, &rel, depth + 1, out)?;
-        } else if is_template_file(&name) {
+        } else if is_template_file(&name) && name != SAMPLE {
             out.push((rel, path));
         }
     }
@@ -297,6 +323,8 @@ impl TemplateSet {
         env.set_auto_escape_callback(|name| {
             if escapes_html(name) {
                 AutoEscape::Html
+            } else if escapes_json(name) {
+                AutoEscape::Json
             } else {
                 AutoEscape::None
             }
@@ -489,86 +517,156 @@ fn build_entries(
     let mut out = BTreeMap::new();
     for (template, files) in by_template {
         let has = |f: &str| sources.contains_key(f);
+        let tags = locale_tags(template, &files)?;
+        // Channel variants: `NAME/<variant>.txt|json` beside the email parts.
+        let mut variants: BTreeMap<&str, String> = BTreeMap::new(); // variant -> file name
+        for f in &files {
+            let mut segs = f.split('/').skip(1);
+            let (Some(file), None) = (segs.next(), segs.next()) else {
+                continue;
+            };
+            if let Some(variant) = variant_of(file) {
+                if let Some(other) = variants.insert(variant, file.to_string()) {
+                    return Err(TplError::new(format!(
+                        "{other} and {file} both define the variant {variant:?}; keep one"
+                    ))
+                    .in_file(format!("{template}/{file}"), None)
+                    .for_template(template));
+                }
+            }
+        }
+        for f in &files {
+            let segs: Vec<&str> = f.split('/').collect();
+            if segs.len() == 3 && !segs[1].starts_with('_') {
+                if let Some(variant) = variant_of(segs[2]) {
+                    if variants.get(variant).map(String::as_str) != Some(segs[2]) {
+                        return Err(TplError::new(format!(
+                            "locale override of {:?} without a default {template}/{}",
+                            segs[2], segs[2]
+                        ))
+                        .in_file(f.to_string(), None)
+                        .for_template(template));
+                    }
+                }
+            }
+        }
+        let email_files = files.iter().any(|f| {
+            f.rsplit('/')
+                .next()
+                .is_some_and(|n| n == SUBJECT || n == BODY_TEXT || n == BODY_HTML)
+        });
         let body = format!("{template}/{BODY_TEXT}");
-        if !has(&body) {
+        if has(&body) {
+            let default = Parts {
+                subject: optional(template, SUBJECT, sources),
+                text: body,
+                html: optional(template, BODY_HTML, sources),
+                reads: None,
+            };
+            let locales = resolve_locales(template, &tags, default.clone(), |dir, fallback| Parts {
+                subject: optional(dir, SUBJECT, sources).or_else(|| fallback.subject.clone()),
+                text: optional(dir, BODY_TEXT, sources).unwrap_or_else(|| fallback.text.clone()),
+                html: optional(dir, BODY_HTML, sources).or_else(|| fallback.html.clone()),
+                reads: None,
+            });
+            out.insert(template.to_string(), Entry { default, locales });
+        } else if email_files || variants.is_empty() {
             return Err(TplError::new(format!(
-                "missing {BODY_TEXT} (every template needs one; {SUBJECT} and {BODY_HTML} are optional)"
+                "missing {BODY_TEXT} (an email template needs one; {SUBJECT} and {BODY_HTML} are optional; a folder with only channel variants such as sms.txt needs none)"
             ))
             .in_file(format!("{template}/"), None)
             .for_template(template));
         }
-        let optional = |dir: &str, f: &str| {
-            let path = format!("{dir}/{f}");
-            has(&path).then_some(path)
-        };
-        let default = Parts {
-            subject: optional(template, SUBJECT),
-            text: body,
-            html: optional(template, BODY_HTML),
-            reads: None,
-        };
-        // Locale folders: second-level folders not starting with `_`.
-        let mut tags: BTreeMap<String, String> = BTreeMap::new(); // norm -> tag
-        for f in &files {
-            let mut segs = f.split('/').skip(1);
-            let (Some(second), Some(_)) = (segs.next(), segs.next()) else {
-                continue;
+        for (variant, file) in &variants {
+            let default = Parts {
+                subject: None,
+                text: format!("{template}/{file}"),
+                html: None,
+                reads: None,
             };
-            if second.starts_with('_') {
-                continue;
-            }
-            if !is_locale_tag(second) {
+            let locales = resolve_locales(template, &tags, default.clone(), |dir, fallback| Parts {
+                subject: None,
+                text: optional(dir, file, sources).unwrap_or_else(|| fallback.text.clone()),
+                html: None,
+                reads: None,
+            });
+            out.insert(format!("{template}:{variant}"), Entry { default, locales });
+        }
+    }
+    Ok(out)
+}
+
+fn optional(dir: &str, f: &str, sources: &HashMap<String, String>) -> Option<String> {
+    let path = format!("{dir}/{f}");
+    sources.contains_key(&path).then_some(path)
+}
+
+/// The locale folders of a template (second-level folders not starting with `_`), as
+/// normalized tag -> tag on disk.
+fn locale_tags(template: &str, files: &[&str]) -> TplResult<BTreeMap<String, String>> {
+    let mut tags: BTreeMap<String, String> = BTreeMap::new();
+    for f in files {
+        let mut segs = f.split('/').skip(1);
+        let (Some(second), Some(_)) = (segs.next(), segs.next()) else {
+            continue;
+        };
+        if second.starts_with('_') {
+            continue;
+        }
+        if !is_locale_tag(second) {
+            return Err(TplError::new(format!(
+                "folder {second:?} is neither a locale (like \"de\" or \"de-AT\") nor a partials folder starting with \"_\""
+            ))
+            .in_file(format!("{template}/{second}/"), None)
+            .for_template(template));
+        }
+        let norm = normalize_locale(second);
+        if let Some(other) = tags.get(&norm) {
+            if other != second {
                 return Err(TplError::new(format!(
-                    "folder {second:?} is neither a locale (like \"de\" or \"de-AT\") nor a partials folder starting with \"_\""
+                    "locale folders {other:?} and {second:?} name the same locale"
                 ))
                 .in_file(format!("{template}/{second}/"), None)
                 .for_template(template));
             }
-            let norm = normalize_locale(second);
-            if let Some(other) = tags.get(&norm) {
-                if other != second {
-                    return Err(TplError::new(format!(
-                        "locale folders {other:?} and {second:?} name the same locale"
-                    ))
-                    .in_file(format!("{template}/{second}/"), None)
-                    .for_template(template));
-                }
-            }
-            tags.insert(norm, second.to_string());
         }
-        // Resolve parents first (fewer segments), so each locale falls back
-        // to its nearest resolved ancestor.
-        let mut order: Vec<(&String, &String)> = tags.iter().collect();
-        order.sort_by_key(|(norm, _)| norm.matches('-').count());
-        let mut locales: Vec<LocaleEntry> = Vec::with_capacity(order.len());
-        for (norm, tag) in order {
-            let mut parent = norm.clone();
-            let fallback = loop {
-                match parent.rfind('-') {
-                    Some(pos) => parent.truncate(pos),
-                    None => break &default,
-                }
-                if let Some(l) = locales.iter().find(|l| l.norm == parent) {
-                    break &l.parts;
-                }
-            };
-            let dir = format!("{template}/{tag}");
-            let parts = Parts {
-                subject: optional(&dir, SUBJECT).or_else(|| fallback.subject.clone()),
-                text: optional(&dir, BODY_TEXT).unwrap_or_else(|| fallback.text.clone()),
-                html: optional(&dir, BODY_HTML).or_else(|| fallback.html.clone()),
-                reads: None,
-            };
-            locales.push(LocaleEntry {
-                tag: tag.clone(),
-                norm: norm.clone(),
-                parts,
-            });
-        }
-        out.insert(template.to_string(), Entry { default, locales });
+        tags.insert(norm, second.to_string());
     }
-    Ok(out)
+    Ok(tags)
 }
+
+/// Each locale's parts, resolved through the fallback chain: parents first (fewer
+/// segments), so each locale falls back to its nearest resolved ancestor.
+fn resolve_locales(
+    template: &str,
+    tags: &BTreeMap<String, String>,
+    default: Parts,
+    parts_in: impl Fn(&str, &Parts) -> Parts,
+) -> Vec<LocaleEntry> {
+    let mut order: Vec<(&String, &String)> = tags.iter().collect();
+    order.sort_by_key(|(norm, _)| norm.matches('-').count());
+    let mut locales: Vec<LocaleEntry> = Vec::with_capacity(order.len());
+    for (norm, tag) in order {
+        let mut parent = norm.clone();
+        let fallback = loop {
+            match parent.rfind('-') {
+                Some(pos) => parent.truncate(pos),
+                None => break &default,
+            }
+            if let Some(l) = locales.iter().find(|l| l.norm == parent) {
+                break &l.parts;
+            }
+        };
+        let parts = parts_in(&format!("{template}/{tag}"), fallback);
+        locales.push(LocaleEntry {
+            tag: tag.clone(),
+            norm: norm.clone(),
+            parts,
+        });
+    }
+    locales
+}
+
 
 #[cfg(test)]
 mod tests {
@@ -626,6 +724,53 @@ mod tests {
             vec!["de".to_string(), "de_AT".to_string()]
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn channel_variants_render_as_their_own_templates() {
+        let dir = tempdir("variants");
+        write(
+            &dir,
+            &[
+                ("t/subject.txt", "Hi {{ name }}"),
+                ("t/body.txt", "text en"),
+                ("t/sms.txt", "sms {{ name }}"),
+                ("t/push.json", "{\"title\": {{ name ~ \" \\\"x\" }}, \"n\": {{ n }}}"),
+                ("t/de/sms.txt", "sms de {{ name }}"),
+                ("only/sms.txt", "just sms"),
+                ("only/sample.json", "{\"not\": {{ a template }}"),
+            ],
+        );
+        let set = TemplateSet::load(&dir).unwrap();
+        let names: Vec<&str> = set.names().collect();
+        assert_eq!(names, ["only:sms", "t", "t:push", "t:sms"]);
+        let sms = set.render("t:sms", None, &ctx()).unwrap();
+        assert_eq!((sms.subject.as_str(), sms.text.as_str()), ("", "sms <Ada>"));
+        assert_eq!(sms.html, None);
+        let de = set.render("t:sms", Some("de-AT"), &ctx()).unwrap();
+        assert_eq!(de.text, "sms de <Ada>");
+        let push = set.render("t:push", Some("de"), &ctx()).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&push.text).unwrap();
+        assert_eq!(parsed["title"], "<Ada> \"x");
+        assert_eq!(parsed["n"], 3);
+        assert_eq!(set.render("only:sms", None, &ctx()).unwrap().text, "just sms");
+        assert!(set.render("only", None, &ctx()).is_err());
+    }
+
+    #[test]
+    fn variant_mistakes_fail_fast() {
+        let dir = tempdir("variant-bad");
+        write(&dir, &[("t/sms.txt", "a"), ("t/sms.json", "1")]);
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert!(err.to_string().contains("both define"), "{err}");
+        let dir = tempdir("variant-orphan");
+        write(&dir, &[("t/body.txt", "a"), ("t/de/sms.txt", "b")]);
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert!(err.to_string().contains("without a default"), "{err}");
+        let dir = tempdir("variant-subject-only");
+        write(&dir, &[("t/subject.txt", "a"), ("t/sms.txt", "b")]);
+        let err = TemplateSet::load(&dir).unwrap_err();
+        assert!(err.to_string().contains("body.txt"), "{err}");
     }
 
     #[test]
