@@ -8,7 +8,8 @@ A config file (``NOTIFIER_CONFIG``; the built-in ``default_config.toml`` serves 
   channel registry (``email``, ``memory``, or ``package.module:factory``), the other keys are
   the channel's own options, validated by the channel itself.
 - ``[[routes]]``: which ``event_names`` x ``event_types`` notify, on which channel, with which
-  template, recipient path, locale path, sender and dedup-key path (see :class:`Route`).
+  template, recipient path, locale path, sender and dedup-key path (see :class:`Route`). One
+  event may route to several channels: each is its own notification with its own ledger key.
 
 Every problem is reported at start-up as one :class:`ConfigError` naming the file and key.
 """
@@ -42,6 +43,7 @@ class ConfigError(ValueError):
 
 
 UnknownOutcome = Literal["retry", "assume_sent"]
+MissingRecipient = Literal["auto", "skip", "dead_letter"]
 
 
 class Delivery(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -69,7 +71,13 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     event_names: list[str] = msgspec.field(default_factory=lambda: ["INSERT"])
     #: Template name; empty means "the event type".
     template: str = ""
-    recipient: str = "user.email"
+    #: Dotted path of the recipient; empty means the channel's own default (``user.email`` for
+    #: email, ``user.phone`` for SMS, ``user.devices`` for push, the URL for a webhook).
+    recipient: str = ""
+    #: A record without a recipient at that path: ``skip`` (counted as ``no_recipient``),
+    #: ``dead_letter`` (a permanent ``MissingRecipient`` failure), or ``auto``: skip when the
+    #: event has other routes (a user without a phone still gets the email), else dead-letter.
+    missing_recipient: MissingRecipient = "auto"
     locale: str = "user.locale"
     #: Sender for this route; empty means the channel's (or ``NOTIFIER_SENDER``).
     sender: str = ""
@@ -152,9 +160,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
         bad = [n for n in route.event_names if n not in _EVENT_NAMES]
         if bad or not route.event_names:
             errors.append(f"{where}.event_names must be a non-empty subset of INSERT/MODIFY/REMOVE")
-        for field in ("recipient", "dedup_key"):
-            if not getattr(route, field):
-                errors.append(f"{where}.{field} must be a non-empty dotted path")
+        if not route.dedup_key:
+            errors.append(f"{where}.dedup_key must be a non-empty dotted path")
         for name in route.event_names:
             for event_type in route.event_types:
                 same = lookup.setdefault((name, event_type), [])

@@ -6,8 +6,14 @@ Powertools Metrics: see docs/OBSERVABILITY.md for the measured import time and p
 
 Enabled in Lambda (``AWS_LAMBDA_FUNCTION_NAME`` is set) or with ``NOTIFIER_METRICS=emf``;
 ``NOTIFIER_METRICS=off`` disables it. Namespace ``NOTIFIER_METRICS_NAMESPACE`` (default
-``Notifier``); one dimension, ``FunctionName`` (the Lambda function, ``notifier`` locally).
-The stats carry no per-channel or per-event-type breakdown, so the metrics are service-level.
+``Notifier``).
+
+Per batch: one line of service-level metrics with the dimension ``FunctionName`` (the Lambda
+function, ``notifier`` locally), including ``RecordAge`` (seconds since the batch's oldest
+change was written: the stream lag a user feels), and one line per (channel, event type) the
+batch touched with the notification counters (:data:`ROUTE_METRICS`) under two dimension
+sets, ``[FunctionName, Channel, EventType]`` and ``[FunctionName, Channel]``. Channels and
+event types come from the routing config, so the cardinality is bounded by the config.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 __all__ = [
     "MAX_DIMENSIONS",
     "MAX_METRICS",
     "METRICS",
+    "ROUTE_METRICS",
     "EmfWriter",
     "MetricsConfigError",
     "from_env",
@@ -46,9 +53,21 @@ METRICS: dict[str, tuple[str, str]] = {
     "account_faults": ("AccountFaults", "Count"),
     "in_flight": ("InFlight", "Count"),
     "expiring_parked": ("ExpiringParked", "Count"),
+    "no_recipient": ("NoRecipient", "Count"),
     "write_units": ("LedgerWriteUnits", "Count"),
 }
 LATENCY = ("BatchLatency", "Milliseconds")
+RECORD_AGE = ("RecordAge", "Seconds")
+#: Per (channel, event type) counters (``notifier.pipeline.ROUTE_STAT_KEYS``) -> metric names.
+ROUTE_METRICS: dict[str, tuple[str, str]] = {
+    "sent": ("Sent", "Count"),
+    "assumed_sent": ("AssumedSent", "Count"),
+    "duplicates": ("Duplicates", "Count"),
+    "no_recipient": ("NoRecipient", "Count"),
+    "failed_permanent": ("FailedPermanent", "Count"),
+    "failed_transient": ("FailedTransient", "Count"),
+    "unknown_outcomes": ("UnknownOutcomes", "Count"),
+}
 
 
 class MetricsConfigError(ValueError):
@@ -78,36 +97,74 @@ class EmfWriter:
         self._stream = stream
         self._clock = clock
 
-    def lines(self, stats: Mapping[str, int], seconds: float) -> list[str]:
-        """The EMF lines for one batch (one line unless more than 100 metrics)."""
+    def lines(
+        self,
+        stats: Mapping[str, int],
+        seconds: float,
+        *,
+        routes: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
+        record_age_s: float | None = None,
+    ) -> list[str]:
+        """The EMF lines for one batch: the service line (split if over 100 metrics), then
+        one line per (channel, event type)."""
         values: list[tuple[str, str, float]] = [
             (name, unit, stats[key]) for key, (name, unit) in METRICS.items() if key in stats
         ]
         values.append((LATENCY[0], LATENCY[1], round(seconds * 1000.0, 3)))
+        if record_age_s is not None:
+            values.append((RECORD_AGE[0], RECORD_AGE[1], round(record_age_s, 3)))
         stamp = int(self._clock() * 1000)
         out = []
+        base = list(self.dimensions)
         for start in range(0, len(values), MAX_METRICS):
-            part = values[start : start + MAX_METRICS]
-            doc: dict[str, object] = {
-                "_aws": {
-                    "Timestamp": stamp,
-                    "CloudWatchMetrics": [
-                        {
-                            "Namespace": self.namespace,
-                            "Dimensions": [list(self.dimensions)],
-                            "Metrics": [{"Name": n, "Unit": u} for n, u, _ in part],
-                        }
-                    ],
-                },
-                **self.dimensions,
-            }
-            doc.update((n, v) for n, _, v in part)
-            out.append(json.dumps(doc, separators=(",", ":")))
+            out.append(
+                self._line(stamp, [base], dict(self.dimensions), values[start:][:MAX_METRICS])
+            )
+        for (channel, event_type), counts in sorted((routes or {}).items()):
+            dims = {**self.dimensions, "Channel": channel, "EventType": event_type or "-"}
+            per = [
+                (name, unit, counts[key])
+                for key, (name, unit) in ROUTE_METRICS.items()
+                if key in counts
+            ]
+            sets = [[*base, "Channel", "EventType"], [*base, "Channel"]]
+            out.append(self._line(stamp, sets, dims, per))
         return out
 
-    def __call__(self, stats: Mapping[str, int], seconds: float) -> None:
+    def _line(
+        self,
+        stamp: int,
+        dimension_sets: list[list[str]],
+        dimensions: Mapping[str, str],
+        values: Sequence[tuple[str, str, float]],
+    ) -> str:
+        doc: dict[str, object] = {
+            "_aws": {
+                "Timestamp": stamp,
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.namespace,
+                        "Dimensions": dimension_sets,
+                        "Metrics": [{"Name": n, "Unit": u} for n, u, _ in values],
+                    }
+                ],
+            },
+            **dimensions,
+        }
+        doc.update((n, v) for n, _, v in values)
+        return json.dumps(doc, separators=(",", ":"))
+
+    def __call__(
+        self,
+        stats: Mapping[str, int],
+        seconds: float,
+        *,
+        routes: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
+        record_age_s: float | None = None,
+    ) -> None:
+        lines = self.lines(stats, seconds, routes=routes, record_age_s=record_age_s)
         stream = self._stream or sys.stdout
-        stream.write("".join(line + "\n" for line in self.lines(stats, seconds)))
+        stream.write("".join(line + "\n" for line in lines))
         stream.flush()
 
 

@@ -40,9 +40,9 @@ from notifier.ledger import (
 )
 from notifier.logs import redact
 from notifier.retry import Deadline
-from notifier.router import Notification, Poison, Router, record_error_poison
+from notifier.router import Notification, Poison, Router, Skipped, record_error_poison
 
-__all__ = ["STAT_KEYS", "BatchFailedError", "BatchReport", "Breaker", "Pipeline"]
+__all__ = ["ROUTE_STAT_KEYS", "STAT_KEYS", "BatchFailedError", "BatchReport", "Breaker", "Pipeline"]
 
 log = logging.getLogger("notifier")
 
@@ -59,7 +59,18 @@ STAT_KEYS = (
     "unknown_outcomes",
     "account_faults",
     "expiring_parked",
+    "no_recipient",
     "write_units",
+)
+#: The counters kept per (channel, event type) as well: notifications, not records.
+ROUTE_STAT_KEYS = (
+    "sent",
+    "assumed_sent",
+    "duplicates",
+    "no_recipient",
+    "failed_permanent",
+    "failed_transient",
+    "unknown_outcomes",
 )
 
 Decoder = Callable[[Any], Sequence[Any]]
@@ -83,6 +94,10 @@ class BatchFailedError(RuntimeError):
 class BatchReport:
     failures: list[str]  #: sequence numbers of transiently failed records
     stats: dict[str, int]
+    #: ``(channel, event type) -> counters`` (:data:`ROUTE_STAT_KEYS`), notifications.
+    routes: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    #: Age of the batch's oldest record (seconds since its change was written), if known.
+    record_age_s: float | None = None
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failures]}
@@ -159,6 +174,25 @@ class _Batch:
     expiring: list[tuple[Notification, str]] = field(default_factory=list)
     #: (dependency, error code) -> notifications deferred by an account fault
     alarms: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (channel, event type) -> counters (ROUTE_STAT_KEYS)
+    routes: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+
+    def count(self, key: str, channel: str | None, event_type: str | None, n: int = 1) -> None:
+        """Add ``n`` to a batch counter and to its (channel, event type) breakdown."""
+        self.stats[key] += n
+        if channel is not None:
+            route = self.routes.get((channel, event_type or ""))
+            if route is None:
+                route = self.routes[(channel, event_type or "")] = dict.fromkeys(ROUTE_STAT_KEYS, 0)
+            route[key] += n
+
+    def count_route(self, key: str, channel: str | None, event_type: str | None) -> None:
+        """Count in the (channel, event type) breakdown only (the batch counter counts records)."""
+        if channel is not None:
+            route = self.routes.get((channel, event_type or ""))
+            if route is None:
+                route = self.routes[(channel, event_type or "")] = dict.fromkeys(ROUTE_STAT_KEYS, 0)
+            route[key] += 1
 
 
 @dataclass
@@ -179,8 +213,9 @@ class Pipeline:
     #: A record older than this (seconds since its stream record was written) that fails
     #: transiently is written in full to the failure queue instead of being left to the ESM.
     expiry_guard_seconds: float = 72_000.0
-    #: Called once per batch with ``(stats, seconds)``: a :class:`notifier.metrics.EmfWriter`.
-    metrics: Callable[[Mapping[str, int], float], None] | None = None
+    #: Called once per batch with ``(stats, seconds, routes=..., record_age_s=...)``: a
+    #: :class:`notifier.metrics.EmfWriter`.
+    metrics: Callable[..., None] | None = None
     _router: Router = field(init=False)
     _batches: int = field(default=0, init=False)
     _breakers: dict[str, Breaker] = field(default_factory=dict, init=False)
@@ -222,6 +257,7 @@ class Pipeline:
         started = time.monotonic()
         decoded = self.decode(event)
         n_records = batch.stats["records"] = len(decoded)
+        record_age = self._record_age(decoded)
         owners = self._route(decoded, batch)
         del decoded  # records live on only in what was routed
         batch.writer = self.ledger.writer(owner=batch.owner, deadline=batch.final)
@@ -249,14 +285,25 @@ class Pipeline:
             await batch.writer.close()
         batch.stats["write_units"] = self.ledger.write_units - units_before
         batch.stats["failed_transient"] = len(batch.transient)
-        self._log_summary(batch, time.monotonic() - started)
+        self._log_summary(batch, time.monotonic() - started, record_age)
         failures = [s for i in sorted(batch.transient) if (s := batch.seq.get(i))]
         if n_records and len(batch.transient) == n_records:
             raise BatchFailedError(
                 f"all {n_records} records failed transiently; the batch will be retried",
                 batch.stats,
             )
-        return BatchReport(failures=failures, stats=batch.stats)
+        return BatchReport(
+            failures=failures, stats=batch.stats, routes=batch.routes, record_age_s=record_age
+        )
+
+    def _record_age(self, decoded: Sequence[Any]) -> float | None:
+        """Seconds since the oldest record of the batch was written (None if none says)."""
+        oldest: float | None = None
+        for rec in decoded:
+            created = getattr(rec, "approximate_creation_time", None)
+            if isinstance(created, int | float) and (oldest is None or created < oldest):
+                oldest = created
+        return None if oldest is None else max(0.0, self.clock() - oldest)
 
     # -- route / render ----------------------------------------------------------------------
 
@@ -267,14 +314,16 @@ class Pipeline:
         for entry in decoded:
             batch.seq[entry.index] = entry.sequence_number
             if hasattr(entry, "error"):  # a RecordError from errors="collect"
-                routed: list[Notification | Poison] = [record_error_poison(entry)]
+                routed: list[Notification | Poison | Skipped] = [record_error_poison(entry)]
             else:
                 routed = self._router.route(entry)
                 if not routed:
                     batch.stats["skipped"] += 1
             for item in routed:
-                if item.key in owners:
-                    batch.stats["duplicates"] += 1
+                if isinstance(item, Skipped):
+                    batch.count("no_recipient", item.channel, item.event_type)
+                elif item.key in owners:
+                    batch.count("duplicates", item.channel, item.event_type)
                 else:
                     owners[item.key] = item
         return owners
@@ -283,14 +332,20 @@ class Pipeline:
         self, chunk: list[Notification], batch: _Batch, poisons: list[Poison]
     ) -> list[tuple[Notification, Any]]:
         """Render a chunk in one call (the GIL is released in Rust); failures go to
-        ``poisons``."""
-        rendered = self.render(
-            [n.record for n in chunk],
-            [n.template for n in chunk],
-            [n.locale for n in chunk],
+        ``poisons``. Notifications of channels that render nothing get ``None``."""
+        to_render = [n for n in chunk if n.template is not None]
+        rendered = iter(
+            self.render(
+                [n.record for n in to_render],
+                [n.template for n in to_render if n.template is not None],
+                [n.locale for n in to_render],
+            )
+            if to_render
+            else ()
         )
         ready: list[tuple[Notification, Any]] = []
-        for n, r in zip(chunk, rendered, strict=True):
+        for n in chunk:
+            r = next(rendered) if n.template is not None else None
             problem = self._render_problem(n, r)
             if problem is None:
                 ready.append((n, r))
@@ -302,6 +357,8 @@ class Pipeline:
         if isinstance(rendered, BaseException):
             return type(rendered).__name__, scrub(str(rendered))[:500]
         parts = self.channels[n.channel].required_parts
+        if rendered is None:
+            return None
         missing = [p for p in parts if not getattr(rendered, p, None)]
         if missing:
             return "TemplateError", f"template {n.template!r} rendered no {', '.join(missing)}"
@@ -392,6 +449,8 @@ class Pipeline:
             sender=n.sender or self.default_sender,
             rendered=rendered,
             locale=n.locale,
+            event_type=n.event_type,
+            record=n.record,
         )
         result = await channel.send(msg, batch.work, reserved=True)
         breaker.settle(probe, result.account_fault, result.code)
@@ -405,16 +464,18 @@ class Pipeline:
                 await self.ledger.release_if_ours(n.key, owner=batch.owner, deadline=batch.final)
             self._transient(n, batch, claim.code if claim else "LedgerPaused")
         elif claim.status is ClaimStatus.DUPLICATE:
-            batch.stats["duplicates"] += 1
+            batch.count("duplicates", n.channel, n.event_type)
         elif claim.status is ClaimStatus.IN_FLIGHT:
             batch.stats["in_flight"] += 1
+            batch.count_route("failed_transient", n.channel, n.event_type)
             batch.transient.add(n.index)
         elif claim.status is ClaimStatus.UNKNOWN_PRIOR:
             # A dead owner may have sent it; policy "assume_sent": at most once.
             assert batch.writer is not None
             if await batch.writer.commit(Commit(n.key, SENT, outcome="unknown")):
-                batch.stats["assumed_sent"] += 1
+                batch.count("assumed_sent", n.channel, n.event_type)
             else:
+                batch.count_route("failed_transient", n.channel, n.event_type)
                 batch.transient.add(n.index)
         else:  # REJECTED: DynamoDB refuses this key; dead-letter it without a claim
             batch.poisons.append(
@@ -427,17 +488,19 @@ class Pipeline:
         outcome = result.outcome
         policy = self.config.delivery.unknown_outcome
         if outcome is Outcome.UNKNOWN:
-            batch.stats["unknown_outcomes"] += 1
+            batch.count("unknown_outcomes", n.channel, n.event_type)
         if outcome is Outcome.SENT or (outcome is Outcome.UNKNOWN and policy == "assume_sent"):
             if outcome is Outcome.SENT:
                 commit = Commit(n.key, SENT, message_id=result.message_id)
             else:
                 commit = Commit(n.key, SENT, outcome="unknown", error_code=result.code)
             if await batch.writer.commit(commit):
-                batch.stats["sent" if outcome is Outcome.SENT else "assumed_sent"] += 1
+                key = "sent" if outcome is Outcome.SENT else "assumed_sent"
+                batch.count(key, n.channel, n.event_type)
             else:
                 # Sent, but not durably recorded: the record comes back, and finds SENDING.
                 log.error("ledger commit failed after a send; key=%s", n.key)
+                batch.count_route("failed_transient", n.channel, n.event_type)
                 batch.transient.add(n.index)
         elif outcome is Outcome.PERMANENT:
             reason = scrub((result.reason or "").replace(n.recipient, "<recipient>"))[:500]
@@ -454,6 +517,7 @@ class Pipeline:
         if isinstance(created, int | float) and self.clock() - created > self.expiry_guard_seconds:
             batch.expiring.append((n, code or "Transient"))
         else:
+            batch.count_route("failed_transient", n.channel, n.event_type)
             batch.transient.add(n.index)
 
     # -- poison and the failure queue --------------------------------------------------------
@@ -466,13 +530,14 @@ class Pipeline:
         if claim is None or claim.status in (ClaimStatus.ERROR, ClaimStatus.IN_FLIGHT):
             if claim is not None and claim.status is ClaimStatus.IN_FLIGHT:
                 batch.stats["in_flight"] += 1
+            batch.count_route("failed_transient", p.channel, p.event_type)
             batch.transient.add(p.index)
         elif claim.status is ClaimStatus.CLAIMED:
             batch.poisons.append((p, True))
         elif claim.status is ClaimStatus.REJECTED:
             batch.poisons.append((p, False))
         else:  # already FAILED (or SENT): nothing more to do
-            batch.stats["duplicates"] += 1
+            batch.count("duplicates", p.channel, p.event_type)
 
     async def _dead_letter(self, batch: _Batch) -> None:
         assert batch.writer is not None
@@ -484,7 +549,7 @@ class Pipeline:
         published = await self.failure_queue.publish(failures, batch.final)
         waits: list[Any] = []
         for (p, claimed), status in zip(batch.poisons, published, strict=False):
-            batch.stats["failed_permanent"] += 1
+            batch.count("failed_permanent", p.channel, p.event_type)
             log.warning(
                 "permanent failure %s seq=%s key=%s: %s",
                 p.error_code,
@@ -517,6 +582,7 @@ class Pipeline:
                 # Not on the queue: never lose it; the record comes back and is retried.
                 if claimed:
                     await batch.writer.release(p.key)
+                batch.count_route("failed_transient", p.channel, p.event_type)
                 batch.transient.add(p.index)
         for (n, _), status in zip(batch.expiring, published[len(batch.poisons) :], strict=True):
             if status is Published.ERROR:
@@ -527,9 +593,14 @@ class Pipeline:
             if not await future:
                 batch.transient.add(index)
 
-    def _log_summary(self, batch: _Batch, seconds: float) -> None:
+    def _log_summary(self, batch: _Batch, seconds: float, record_age: float | None) -> None:
         stats = batch.stats
         delivered = stats["sent"] + stats["assumed_sent"]
+        channels: dict[str, dict[str, int]] = {}
+        for (channel, _), counts in batch.routes.items():
+            per = channels.setdefault(channel, dict.fromkeys(ROUTE_STAT_KEYS, 0))
+            for k, v in counts.items():
+                per[k] += v
         summary = {
             "message": "batch",
             **stats,
@@ -537,6 +608,8 @@ class Pipeline:
             if delivered
             else None,
             "seconds": round(seconds, 3),
+            "record_age_s": None if record_age is None else round(record_age, 3),
+            "channels": {c: {k: v for k, v in d.items() if v} for c, d in sorted(channels.items())},
         }
         log.info(json.dumps(redact(summary), separators=(",", ":")))
         for (name, code), count in sorted(batch.alarms.items()):
@@ -556,7 +629,7 @@ class Pipeline:
             )
         if self.metrics is not None:
             try:
-                self.metrics(stats, seconds)
+                self.metrics(stats, seconds, routes=batch.routes, record_age_s=record_age)
             except Exception as exc:  # metrics never fail a batch that was delivered
                 warning = {"message": "metrics not written", "error": str(exc)}
                 log.warning(json.dumps(redact(warning), separators=(",", ":")))
@@ -576,6 +649,7 @@ def _poison(n: Notification, code: str, reason: str) -> Poison:
         channel=n.channel,
         dedup_key=n.dedup_key,
         event_source_arn=rec.event_source_arn,
+        event_type=n.event_type,
     )
 
 

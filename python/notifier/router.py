@@ -15,7 +15,7 @@ from notifier.channels.base import Channel, mask_address, scrub
 from notifier.config import Config, Route
 from notifier.ledger import ledger_key
 
-__all__ = ["Notification", "Poison", "Record", "Router"]
+__all__ = ["Notification", "Poison", "Record", "Router", "Skipped"]
 
 
 class Record(Protocol):
@@ -42,12 +42,24 @@ class Notification:
     index: int
     record: Any
     channel: str
-    key: str  #: ledger key "<channel>#<dedup key>"
+    key: str  #: ledger key "<channel>#<dedup key>" ("...#<recipient>" for a fan-out)
     dedup_key: str
-    template: str
+    #: The template to render (``friend_request``, ``friend_request:sms``); ``None`` when the
+    #: channel renders nothing (``template_variant = None``).
+    template: str | None
     recipient: str
     locale: str | None
     sender: str
+    event_type: str = ""
+
+
+@dataclass(slots=True)
+class Skipped:
+    """A route whose recipient is absent from the record (``missing_recipient = "skip"``)."""
+
+    index: int
+    channel: str
+    event_type: str
 
 
 @dataclass(slots=True)
@@ -64,6 +76,7 @@ class Poison:
     channel: str | None = None
     dedup_key: str | None = None
     event_source_arn: str | None = None
+    event_type: str | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -83,7 +96,7 @@ class Router:
         self._type_path = config.event_type_path
         self._lookup = config.lookup
 
-    def route(self, rec: Any) -> list[Notification | Poison]:
+    def route(self, rec: Any) -> list[Notification | Poison | Skipped]:
         """The notifications ``rec`` asks for; empty when the record is not routed (skipped)."""
         event_type = rec.get(self._type_path)
         if not isinstance(event_type, str):
@@ -91,44 +104,74 @@ class Router:
         routes = self._lookup.get((rec.event_name, event_type))
         if not routes:
             return []
-        return [self._one(rec, route, event_type) for route in routes]
+        out: list[Notification | Poison | Skipped] = []
+        for route in routes:
+            self._one(rec, route, event_type, len(routes), out)
+        return out
 
-    def _one(self, rec: Any, route: Route, event_type: str) -> Notification | Poison:
+    def _one(
+        self,
+        rec: Any,
+        route: Route,
+        event_type: str,
+        n_routes: int,
+        out: list[Notification | Poison | Skipped],
+    ) -> None:
         dedup = _text(rec.get(route.dedup_key)) or rec.event_id
-        key = ledger_key(route.channel, dedup)
         channel = self.channels[route.channel]
-        raw_recipient = rec.get(route.recipient)
-        recipient = channel.validate_recipient(raw_recipient)
-        if recipient is None:
-            missing = raw_recipient is None
-            return Poison(
-                index=rec.index,
-                key=key,
-                error_code="MissingRecipient" if missing else "InvalidRecipient",
-                reason=(
-                    f"no recipient at {route.recipient!r}"
-                    if missing
-                    else f"unusable recipient {mask_address(raw_recipient)} at {route.recipient!r}"
-                ),
-                raw=rec.raw,
-                sequence_number=rec.sequence_number,
-                event_id=rec.event_id,
-                channel=route.channel,
-                dedup_key=dedup,
-                event_source_arn=rec.event_source_arn,
-            )
+        path = route.recipient or getattr(channel, "recipient_path", "user.email")
+        raw = rec.get(path) if path else None
+        fan_out = getattr(channel, "fan_out", False) and isinstance(raw, list)
+        if raw is None or (fan_out and not raw):
+            policy = route.missing_recipient
+            if policy == "skip" or (policy == "auto" and n_routes > 1):
+                out.append(Skipped(rec.index, route.channel, event_type))
+                return
+        variant = getattr(channel, "template_variant", "")
+        base = self.config.template_for(route, event_type)
+        template = None if variant is None else (f"{base}:{variant}" if variant else base)
         locale = rec.get(route.locale)
-        return Notification(
-            index=rec.index,
-            record=rec,
-            channel=route.channel,
-            key=key,
-            dedup_key=dedup,
-            template=self.config.template_for(route, event_type),
-            recipient=recipient,
-            locale=locale if isinstance(locale, str) and locale else None,
-            sender=route.sender,
-        )
+        where = path or f"channels.{route.channel}"
+        items: list[Any] = list(raw) if fan_out and isinstance(raw, list) else [raw]
+        for i, item in enumerate(items):
+            recipient = channel.validate_recipient(item)
+            key = ledger_key(route.channel, f"{dedup}#{recipient or ''}" if fan_out else dedup)
+            if recipient is None:
+                missing = item is None
+                out.append(
+                    Poison(
+                        index=rec.index,
+                        key=ledger_key(route.channel, f"{dedup}#invalid-{i}") if fan_out else key,
+                        error_code="MissingRecipient" if missing else "InvalidRecipient",
+                        reason=(
+                            f"no recipient at {where!r}"
+                            if missing
+                            else f"unusable recipient {mask_address(item)} at {where!r}"
+                        ),
+                        raw=rec.raw,
+                        sequence_number=rec.sequence_number,
+                        event_id=rec.event_id,
+                        channel=route.channel,
+                        dedup_key=dedup,
+                        event_source_arn=rec.event_source_arn,
+                        event_type=event_type,
+                    )
+                )
+                continue
+            out.append(
+                Notification(
+                    index=rec.index,
+                    record=rec,
+                    channel=route.channel,
+                    key=key,
+                    dedup_key=dedup,
+                    template=template,
+                    recipient=recipient,
+                    locale=locale if isinstance(locale, str) and locale else None,
+                    sender=route.sender,
+                    event_type=event_type,
+                )
+            )
 
 
 def record_error_poison(err: Any) -> Poison:

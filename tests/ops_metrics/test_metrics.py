@@ -180,9 +180,22 @@ def test_handler_writes_one_emf_line_and_one_summary_per_batch(
         capsys.readouterr()
         # WHEN it handles the batch
         handler({"Records": records}, _Ctx())
-    # THEN stdout holds one EMF line whose counters match the batch's summary log line
+    # THEN stdout holds one service-level EMF line whose counters match the batch's summary
+    # log line, and one line per (channel, event type) whose counters add up to it
     emf = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
-    assert len(emf) == 1
+    service = [e for e in emf if "Channel" not in e]
+    per_route = [e for e in emf if "Channel" in e]
+    assert len(service) == 1
+    assert per_route
+    assert {e["Channel"] for e in per_route} == {"memo"}
+    assert sum(e["Sent"] for e in per_route) == service[0]["Sent"]
+    assert all(
+        e["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+        == [["FunctionName", "Channel", "EventType"], ["FunctionName", "Channel"]]
+        for e in per_route
+    )
+    assert 0 <= service[0]["RecordAge"] < 600
+    emf = service
     summaries = [
         json.loads(r.getMessage())
         for r in caplog.records
