@@ -16,13 +16,14 @@ always strict (docs/TEMPLATES.md). Prints one line per problem, ``file:line: mes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from notifier.config import Config
@@ -99,8 +100,12 @@ def _template_problems(
     names = set(templates.names)
     if config is not None:
         for i, route in enumerate(config.routes):
+            variant = _variant(config.channels.get(route.channel, {}))
+            if variant is None:
+                continue  # the channel renders nothing (a webhook)
             for event_type in route.event_types:
-                name = config.template_for(route, event_type)
+                base = config.template_for(route, event_type)
+                name = f"{base}:{variant}" if variant else base
                 if name not in names:
                     yield (
                         Problem(
@@ -112,7 +117,7 @@ def _template_problems(
                         0,
                     )
     for name in templates.names:
-        sample = directory / name / "sample.json"
+        sample = directory / name.partition(":")[0] / "sample.json"
         if not sample.is_file():
             yield Problem(str(sample), None, "missing: every template needs sample data"), 0
             continue
@@ -124,11 +129,33 @@ def _template_problems(
             continue
         for locale in [None, *templates.locales(name)]:
             try:
-                templates.render(name, context, locale=locale)
+                rendered = templates.render(name, context, locale=locale)
             except TemplateError as exc:
                 yield at(exc), 1
-            else:
-                yield None, 1
+                continue
+            _, text_file, _ = templates.files(name, locale=locale)
+            if text_file.endswith(".json"):
+                try:
+                    json.loads(rendered.text)
+                except ValueError as exc:
+                    yield (
+                        Problem(str(directory / text_file), None, f"renders invalid JSON: {exc}"),
+                        1,
+                    )
+                    continue
+            yield None, 1
+
+
+#: The template variant each built-in channel kind renders (None: renders nothing).
+_KIND_VARIANTS: dict[str, str | None] = {"email": "", "sms": "sms", "push": "push", "webhook": None}
+
+
+def _variant(options: Mapping[str, Any]) -> str | None:
+    """The template variant a channel of these options renders ("" for email parts)."""
+    kind = str(options.get("kind", ""))
+    if kind == "memory":
+        return str(options.get("template_variant", "")) if options.get("render", True) else None
+    return _KIND_VARIANTS.get(kind, "")
 
 
 def check(config: Path | None, templates: Path | None) -> tuple[list[Problem], int]:

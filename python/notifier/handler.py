@@ -41,6 +41,8 @@ class Handler:
         from notifier.pipeline import STAT_KEYS
 
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        #: ``channel -> counters`` (``notifier.pipeline.ROUTE_STAT_KEYS``), across calls.
+        self.channel_stats: dict[str, dict[str, int]] = {}
         self._closed = False
 
     def __call__(
@@ -51,14 +53,20 @@ class Handler:
         try:
             report = self._loop.run_until_complete(self.pipeline.run(event, context))
         except BatchFailedError as exc:
-            self._add(exc.stats)
+            self._add(exc.stats, exc.routes)
             raise
-        self._add(report.stats)
+        self._add(report.stats, report.routes)
         return report.response()
 
-    def _add(self, stats: Mapping[str, int]) -> None:
+    def _add(
+        self, stats: Mapping[str, int], routes: Mapping[tuple[str, str], Mapping[str, int]]
+    ) -> None:
         for k, v in stats.items():
             self.stats[k] = self.stats.get(k, 0) + v
+        for (channel, _), counts in routes.items():
+            per = self.channel_stats.setdefault(channel, {})
+            for k, v in counts.items():
+                per[k] = per.get(k, 0) + v
 
     def run(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` on the handler's loop (its clients live there): for tools and tests."""

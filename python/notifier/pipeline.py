@@ -85,9 +85,15 @@ class BatchFailedError(RuntimeError):
     """Every record of the batch failed transiently: raised so Lambda retries the batch.
     ``stats`` holds the batch's counters."""
 
-    def __init__(self, message: str, stats: dict[str, int]) -> None:
+    def __init__(
+        self,
+        message: str,
+        stats: dict[str, int],
+        routes: dict[tuple[str, str], dict[str, int]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.stats = stats
+        self.routes = routes or {}
 
 
 @dataclass(slots=True)
@@ -291,6 +297,7 @@ class Pipeline:
             raise BatchFailedError(
                 f"all {n_records} records failed transiently; the batch will be retried",
                 batch.stats,
+                batch.routes,
             )
         return BatchReport(
             failures=failures, stats=batch.stats, routes=batch.routes, record_age_s=record_age

@@ -122,7 +122,7 @@ class Router:
         path = route.recipient or getattr(channel, "recipient_path", "user.email")
         raw = rec.get(path) if path else None
         fan_out = getattr(channel, "fan_out", False) and isinstance(raw, list)
-        if raw is None or (fan_out and not raw):
+        if path and (raw is None or (fan_out and not raw)):
             policy = route.missing_recipient
             if policy == "skip" or (policy == "auto" and n_routes > 1):
                 out.append(Skipped(rec.index, route.channel, event_type))
