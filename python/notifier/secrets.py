@@ -130,8 +130,10 @@ class SecretResolver:
     async def resolve(self, reference: str | SecretReference, where: str) -> SecretValue:
         """The secret ``reference`` names; :class:`ConfigError` (naming ``where`` and the
         reference, never a value) when it cannot be read or is empty."""
-        ref = reference if isinstance(reference, SecretReference) else parse_reference(
-            reference, where
+        ref = (
+            reference
+            if isinstance(reference, SecretReference)
+            else parse_reference(reference, where)
         )
         value = self._cache.get(ref)
         if value is None:

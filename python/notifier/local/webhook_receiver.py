@@ -217,7 +217,9 @@ class WebhookReceiver:
                 await asyncio.sleep(reply.delay)
             except asyncio.CancelledError:  # the sender gave up and closed the connection
                 self._record(
-                    Delivery(verified=True, status=0, payload=payload, error="sender gone", **common)
+                    Delivery(
+                        verified=True, status=0, payload=payload, error="sender gone", **common
+                    )
                 )
                 raise
         if reply.drop:
