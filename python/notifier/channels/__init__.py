@@ -1,8 +1,10 @@
 """Channels: the registry that turns ``[channels.<name>]`` config tables into channel objects.
 
-A channel kind is an async factory ``(ChannelContext) -> Channel``. Built in: ``email`` (SES v2)
-and ``memory``. Any other kind is ``"package.module:factory"``, imported on demand, or a name
-registered with :func:`register_kind`, so SMS, push or webhooks plug in without touching the core.
+A channel kind is an async factory ``(ChannelContext) -> Channel``. Built in: ``email`` (SES v2),
+``sms`` (SNS or End User Messaging), ``push`` (SNS platform endpoints), ``webhook`` (Standard
+Webhooks) and ``memory``. Any other kind is ``"package.module:factory"``, imported on demand,
+or a name registered with :func:`register_kind`: a channel plugs in without touching the core
+(docs/CHANNELS.md).
 """
 
 from __future__ import annotations
@@ -77,8 +79,15 @@ async def _memory(ctx: ChannelContext) -> Channel:
     )
 
 
+async def _webhook(ctx: ChannelContext) -> Channel:
+    from notifier.channels.webhook import build_webhook_channel
+
+    return await build_webhook_channel(ctx)
+
+
 register_kind("email", _email)
 register_kind("memory", _memory)
+register_kind("webhook", _webhook)
 
 
 async def build_channel(ctx: ChannelContext) -> Channel:
