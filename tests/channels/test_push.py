@@ -9,12 +9,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import minijinja
 import msgspec
 import pytest
 from botocore.stub import Stubber
-from jinja2.filters import do_truncate
 from push_helpers import (
     CONTENT,
     REGION,
@@ -37,7 +34,7 @@ from notifier.channels.push import (
 )
 from notifier.config import ConfigError
 from notifier.retry import Deadline
-from notifier.templates import builtin_templates
+from notifier.templates import TemplateSet, builtin_templates
 
 GCM_ARN = f"arn:aws:sns:{REGION}:123456789012:endpoint/GCM/app-gcm/{uuid.UUID(int=1)}"
 APNS_ARN = f"arn:aws:sns:{REGION}:123456789012:endpoint/APNS/app-apns/{uuid.UUID(int=2)}"
@@ -447,20 +444,6 @@ def test_deployment_send_rate_overrides_the_option(aws: str) -> None:
 # -- the built-in push.json templates --------------------------------------------------------
 
 
-def _json_env() -> minijinja.Environment:
-    """MiniJinja with JSON autoescaping (as the Rust loader renders ``push.json``), plus a
-    Jinja2-compatible ``truncate`` (a Rust filter of ours)."""
-    jenv = jinja2.Environment()
-    env = minijinja.Environment(auto_escape_callback=lambda name: "json")
-    env.add_filter(
-        "truncate",
-        lambda s, length=255, killwords=False, end="...", leeway=5: do_truncate(
-            jenv, s, length, killwords, end, leeway
-        ),
-    )
-    return env
-
-
 @pytest.mark.parametrize("name", ["profile_view", "friend_request", "application_update"])
 @pytest.mark.parametrize("locale", ["", "de"])
 @pytest.mark.parametrize("drop_actor", [False, True])
@@ -472,10 +455,13 @@ def test_builtin_push_templates_render_to_valid_push_content(
     sample = json.loads((root / "sample.json").read_text(encoding="utf-8"))
     if drop_actor:
         sample.pop("actor")
-    source = (root / locale / "push.json").read_text(encoding="utf-8")
+    templates = TemplateSet(builtin_templates())
 
-    # WHEN push.json renders with JSON autoescaping
-    text = _json_env().render_str(source, **sample)
+    # WHEN push.json renders as the pipeline renders it (template "NAME:push", JSON-escaped)
+    text = templates.render(f"{name}:push", sample, locale=locale or None).text
+    assert templates.files(f"{name}:push", locale=locale or None)[1] == (
+        f"{name}/{locale}/push.json" if locale else f"{name}/push.json"
+    )
 
     # THEN it is usable push content with a type and an https link in its data
     content = parse_content(text)

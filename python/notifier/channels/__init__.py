@@ -85,7 +85,14 @@ async def _webhook(ctx: ChannelContext) -> Channel:
     return await build_webhook_channel(ctx)
 
 
+async def _push(ctx: ChannelContext) -> Channel:
+    from notifier.channels.push import build_push_channel
+
+    return await build_push_channel(ctx)
+
+
 register_kind("email", _email)
+register_kind("push", _push)
 register_kind("memory", _memory)
 register_kind("webhook", _webhook)
 
