@@ -54,6 +54,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "in_flight": ("InFlight", "Count"),
     "expiring_parked": ("ExpiringParked", "Count"),
     "no_recipient": ("NoRecipient", "Count"),
+    "retries": ("Retries", "Count"),
     "write_units": ("LedgerWriteUnits", "Count"),
 }
 LATENCY = ("BatchLatency", "Milliseconds")
@@ -67,6 +68,7 @@ ROUTE_METRICS: dict[str, tuple[str, str]] = {
     "failed_permanent": ("FailedPermanent", "Count"),
     "failed_transient": ("FailedTransient", "Count"),
     "unknown_outcomes": ("UnknownOutcomes", "Count"),
+    "retries": ("Retries", "Count"),
 }
 
 

@@ -60,6 +60,7 @@ STAT_KEYS = (
     "account_faults",
     "expiring_parked",
     "no_recipient",
+    "retries",
     "write_units",
 )
 #: The counters kept per (channel, event type) as well: notifications, not records.
@@ -71,6 +72,7 @@ ROUTE_STAT_KEYS = (
     "failed_permanent",
     "failed_transient",
     "unknown_outcomes",
+    "retries",
 )
 
 Decoder = Callable[[Any], Sequence[Any]]
@@ -460,6 +462,8 @@ class Pipeline:
             record=n.record,
         )
         result = await channel.send(msg, batch.work, reserved=True)
+        if result.attempts > 1:  # throttles, 5xx and (under "retry") unknowns, retried here
+            batch.count("retries", n.channel, n.event_type, result.attempts - 1)
         breaker.settle(probe, result.account_fault, result.code)
         await self._settle(n, result, batch)
 

@@ -58,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--seed", type=_integer, default=0, help="sample data seed")
     data.add_argument(
+        "--channels",
+        type=_channels,
+        default=("email",),
+        metavar="LIST",
+        help="channels to notify on, comma-separated from email, sms, push, webhook (SMS and "
+        "push through moto's SNS, webhooks to a local verifying receiver); default: email",
+    )
+    data.add_argument(
         "--replay",
         action="store_true",
         help="write nothing; re-read the whole stream (from TRIM_HORIZON) to show that "
@@ -209,6 +217,15 @@ def _positive(text: str) -> int:
 
 def _non_negative(text: str) -> int:
     return _whole(text, 0)
+
+
+def _channels(text: str) -> tuple[str, ...]:
+    from notifier.local.channels_demo import CHANNELS, parse_channels
+
+    try:
+        return parse_channels(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (choose from {', '.join(CHANNELS)})") from exc
 
 
 def _batch_size(text: str) -> int:
@@ -381,6 +398,13 @@ def run(args: argparse.Namespace) -> int:
             f"notifier demo: cannot load the handler {args.handler_factory}: {exc}", file=sys.stderr
         )
         return 2
+    if tuple(args.channels) != ("email",) and os.environ.get("NOTIFIER_CONFIG"):
+        from notifier.cli import UsageError
+
+        raise UsageError(
+            "--channels writes its own routing config; unset NOTIFIER_CONFIG or leave out "
+            "--channels"
+        )
     _preflight()
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = _Progress(sys.stderr, bool(show))
@@ -396,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             endpoint_url = args.endpoint_url.rstrip("/")
         stack.enter_context(patched_environ(_aws_env(endpoint_url, args.region)))
-        summary = _run_pipeline(args, stack, endpoint_url, events, progress, factory)
+        summary = _run_pipeline(args, stack, endpoint_url, events, progress, factory, embedded)
         summary["endpoint"] = endpoint_url
         summary["embedded"] = embedded
         summary["elapsed_s"] = round(time.perf_counter() - started, 3)
@@ -420,11 +444,19 @@ def _run_pipeline(
     events: int,
     progress: _Progress,
     factory: Any,
+    embedded: bool = True,
 ) -> dict[str, Any]:
+    from notifier.local.channels_demo import DemoChannels
     from notifier.local.esm import EsmConfig, StreamEsm, percentile
     from notifier.local.provision import aws_client, provision, seed_events
 
     resources = provision(region=args.region)
+    demo_channels = DemoChannels(
+        tuple(args.channels), region=args.region, users=args.users, embedded=embedded
+    )
+    if demo_channels.extra:
+        progress.show("channels", 0, 1, ", ".join(demo_channels.channels), force=True)
+        stack.enter_context(patched_environ(demo_channels.setup(stack)))
     stack.enter_context(
         patched_environ(
             {
@@ -459,6 +491,7 @@ def _run_pipeline(
             on_progress=lambda n: progress.show("write", n, events),
             # moto works on one request while the next is built and signed (docs/DEMO.md)
             concurrency=4,
+            decorate=demo_channels.decorate if demo_channels.extra else None,
         )
         progress.show("write", events, events, force=True)
         progress.done()
@@ -533,6 +566,14 @@ def _run_pipeline(
             "stopped": esm_stats.stopped,
         },
         "faults": dict(proxy.counts) if proxy is not None else {},
+        "retries": int(hs.get("retries", 0)),
+        "channels": _channel_rows(
+            demo_channels,
+            dict(getattr(handler, "channel_stats", {})),
+            emails_after - emails_before
+            if emails_after is not None and emails_before is not None
+            else None,
+        ),
         "seed_s": round(seed_s, 3),
         "consume_s": round(consume_s, 3),
         "notifications_per_s": round(sent / consume_s, 1) if consume_s > 0 else 0.0,
@@ -545,6 +586,31 @@ def _run_pipeline(
     summary["esm"]["records_checkpointed"] = esm_stats.records_checkpointed
     summary["unaccounted"] = max(0, total - done)
     return summary
+
+
+def _channel_rows(
+    demo: Any, stats: Mapping[str, Mapping[str, int]], emails: int | None
+) -> dict[str, dict[str, Any]]:
+    """Per channel: notifications recorded sent, messages that landed at the provider, and
+    the difference (messages beyond one per notification: unknown outcomes resent)."""
+    landed = demo.landed(emails)
+    rows: dict[str, dict[str, Any]] = {}
+    for name in demo.channels:
+        st = stats.get(name, {})
+        sent = int(st.get("sent", 0)) + int(st.get("assumed_sent", 0))
+        got = landed.get(name)
+        rows[name] = {
+            "sent": sent,
+            "landed": got,
+            "beyond_one_per_notification": None if got is None else max(0, got - sent),
+            "not_landed": None if got is None else max(0, sent - got),
+            "duplicates_suppressed": int(st.get("duplicates", 0)),
+            "no_recipient": int(st.get("no_recipient", 0)),
+            "failed_permanent": int(st.get("failed_permanent", 0)),
+            "unknown_outcomes": int(st.get("unknown_outcomes", 0)),
+            "retries": int(st.get("retries", 0)),
+        }
+    return rows
 
 
 def ledger_cost(write_units: int, sent: int, *, reported: bool = True) -> dict[str, Any]:
@@ -594,6 +660,22 @@ def format_summary(s: Mapping[str, Any]) -> str:
         )
     if s.get("emails_accepted") is not None:
         rows.append(("emails accepted by SES", str(s["emails_accepted"])))
+    rows.append(("attempts retried (throttles, 5xx, unknown)", str(s.get("retries", 0))))
+    for name, c in (s.get("channels") or {}).items():
+        landed = "?" if c["landed"] is None else str(c["landed"])
+        beyond = (
+            "?"
+            if c["beyond_one_per_notification"] is None
+            else str(c["beyond_one_per_notification"])
+        )
+        rows.append(
+            (
+                f"  {name}",
+                f"{c['sent']} sent, {landed} landed, {beyond} beyond one per notification, "
+                f"{c['duplicates_suppressed']} dup, {c['no_recipient']} no recipient, "
+                f"{c['failed_permanent']} failed, {c['retries']} retried",
+            )
+        )
     if s.get("faults"):
         f = s["faults"]
         rows.append(

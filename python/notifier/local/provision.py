@@ -200,6 +200,7 @@ def seed_events(
     client: Any = None,
     sleep: Callable[[float], None] = time.sleep,
     concurrency: int = 1,
+    decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> int:
     """Write events ``start .. start+n-1`` (``notifier.samples.make_item``) with
     BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns ``n``.
@@ -207,7 +208,8 @@ def seed_events(
     ``client`` (a boto3 DynamoDB client, thread-safe) defaults to one for ``endpoint_url``.
     ``concurrency`` > 1 keeps that many BatchWriteItem calls in flight (threads), so that
     building and signing the next request overlaps the endpoint's work on the last one; the
-    stream then holds the chunks in completion order, not in index order."""
+    stream then holds the chunks in completion order, not in index order. ``decorate`` may
+    change each item before it is written (the demo adds phones and devices)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if concurrency < 1:
@@ -216,7 +218,7 @@ def seed_events(
     chunks = [(lo, min(lo + 25, start + n)) for lo in range(start, start + n, 25)]
 
     def write(chunk: tuple[int, int]) -> int:
-        _write_chunk(ddb, table, chunk, users, seed, max_attempts, sleep)
+        _write_chunk(ddb, table, chunk, users, seed, max_attempts, sleep, decorate)
         return chunk[1] - chunk[0]
 
     written = 0
@@ -251,21 +253,18 @@ def _write_chunk(
     seed: int,
     max_attempts: int,
     sleep: Callable[[float], None],
+    decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
     from boto3.dynamodb.types import TypeSerializer
 
     from notifier.samples import make_item
 
     ser = TypeSerializer()
+    items = (make_item(i, users=users, seed=seed) for i in range(*chunk))
+    if decorate is not None:
+        items = (decorate(item) for item in items)
     requests: list[dict[str, Any]] = [
-        {
-            "PutRequest": {
-                "Item": {
-                    k: ser.serialize(v) for k, v in make_item(i, users=users, seed=seed).items()
-                }
-            }
-        }
-        for i in range(*chunk)
+        {"PutRequest": {"Item": {k: ser.serialize(v) for k, v in item.items()}}} for item in items
     ]
     pending: dict[str, list[dict[str, Any]]] = {table: requests}
     for attempt in range(max_attempts):
