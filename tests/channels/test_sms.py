@@ -199,35 +199,42 @@ def test_an_origination_number_and_promotional_type_reach_sns(
     }
 
 
+class Counting(TokenBucket):
+    """A token bucket that counts the slots taken."""
+
+    taken = 0
+
+    async def acquire(self, deadline: Deadline | None = None) -> bool:
+        self.taken += 1
+        return await super().acquire(deadline)
+
+
 def test_a_multipart_ucs2_text_is_sent_whole_and_takes_a_token_per_part(aws: str) -> None:
     # GIVEN a text of two UCS-2 segments (an emoji) and a counting token bucket
     text = "Frances möchte sich vernetzen 👋 " + "x" * 60
     assert sms_info(text).segments == 2
-    taken: list[int] = []
-
-    class Counting(TokenBucket):
-        async def acquire(self, deadline: Deadline | None = None) -> bool:
-            taken.append(1)
-            return await super().acquire(deadline)
+    bucket = Counting(1000)
 
     async def go(stack: AsyncExitStack) -> SendResult:
         channel = await build_sms_channel(make_ctx(stack, {}, endpoint_url=aws))
-        channel.rate_limiter = Counting(1000)
+        channel.rate_limiter = bucket
         return await channel.send(message(text), Deadline.after(10))
 
     # WHEN sent
     assert run(go).outcome is Outcome.SENT
     # THEN the whole text landed (never truncated) and two send slots were taken
     assert landed_sms() == [(NUMBER, text)]
-    assert len(taken) == 2
+    assert bucket.taken == 2
 
 
 def test_a_text_over_max_segments_is_a_permanent_explained_failure(aws: str) -> None:
     # GIVEN a channel allowing one segment and a text that is two in UCS-2 (because of a quote)
     text = "„" + "a" * 80
+    bucket = Counting(1000)
 
     async def go(stack: AsyncExitStack) -> SendResult:
         channel = await build_sms_channel(make_ctx(stack, {"max_segments": 1}, endpoint_url=aws))
+        channel.rate_limiter = bucket
         return await channel.send(message(text), Deadline.after(10))
 
     # WHEN sent
@@ -241,6 +248,7 @@ def test_a_text_over_max_segments_is_a_permanent_explained_failure(aws: str) -> 
     assert "'„'" in result.reason
     assert "max_segments is 1" in result.reason
     assert landed_sms() == []
+    assert bucket.taken == 1  # no slots for parts that are never sent
 
 
 def test_an_invalid_number_rejected_by_sns_is_permanent_and_masked(aws: str) -> None:

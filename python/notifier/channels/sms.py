@@ -355,7 +355,8 @@ class SmsChannel(ConcurrentChannel):
         # Throughput is per message part: a message of n segments takes n - 1 more tokens
         # before its first attempt (retries take one each, as for any channel).
         info = sms_info(self.text_of(msg))
-        extra = min(info.segments, self.options.max_segments) - 1
+        # A text over max_segments fails in send_one without a send: no extra slots for it.
+        extra = info.segments - 1 if info.segments <= self.options.max_segments else 0
         for _ in range(extra):
             if self.rate_limiter is not None and not await self.rate_limiter.acquire(deadline):
                 return SendResult(
