@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -521,15 +519,9 @@ BUILTIN = ("profile_view", "friend_request", "application_update")
 
 
 @pytest.fixture(scope="module")
-def sms_templates(tmp_path_factory: pytest.TempPathFactory) -> TemplateSet:
-    """The built-in sms.txt files loaded as body.txt (until the loader reads NAME/sms.txt)."""
-    root = tmp_path_factory.mktemp("sms-templates")
-    for name in BUILTIN:
-        src = builtin_templates() / name
-        (root / name / "de").mkdir(parents=True)
-        shutil.copy(src / "sms.txt", root / name / "body.txt")
-        shutil.copy(src / "de" / "sms.txt", root / name / "de" / "body.txt")
-    return TemplateSet(root)
+def sms_templates() -> TemplateSet:
+    """The shipped template set: ``NAME/sms.txt`` renders as template ``NAME:sms``."""
+    return TemplateSet(builtin_templates())
 
 
 def _sample(name: str) -> dict[str, Any]:
@@ -544,12 +536,12 @@ def test_builtin_sms_templates_render_to_one_gsm7_segment(
 ) -> None:
     # GIVEN a built-in template's sample event
     # WHEN its sms.txt renders (English, or German)
-    text = sms_templates.render(name, _sample(name), locale=locale).text.strip()
+    text = sms_templates.render(f"{name}:sms", _sample(name), locale=locale).text.strip()
     info = sms_info(text)
     # THEN it is one GSM-7 segment with a link, and the German one differs from the English
     assert (info.encoding, info.segments) == ("GSM-7", 1), text
     assert "https://example.com/" in text
-    english = sms_templates.render(name, _sample(name)).text.strip()
+    english = sms_templates.render(f"{name}:sms", _sample(name)).text.strip()
     assert (text == english) is (locale is None)
 
 
@@ -560,12 +552,12 @@ def test_builtin_sms_templates_render_without_an_actor(sms_templates: TemplateSe
         del sample["actor"]
         for locale in (None, "de"):
             # WHEN rendered  THEN still one GSM-7 segment
-            text = sms_templates.render(name, sample, locale=locale).text.strip()
+            text = sms_templates.render(f"{name}:sms", sample, locale=locale).text.strip()
             assert sms_info(text).segments == 1, text
 
 
-def test_the_builtin_template_set_still_loads_with_sms_files() -> None:
-    # GIVEN the shipped templates, now with sms.txt files  THEN the loader accepts them
-    assert set(BUILTIN) <= set(TemplateSet(builtin_templates()).names)
-    assert all((builtin_templates() / n / "sms.txt").is_file() for n in BUILTIN)
-    assert all(Path(builtin_templates() / n / "de" / "sms.txt").is_file() for n in BUILTIN)
+def test_the_sms_variant_reads_the_locale_file(sms_templates: TemplateSet) -> None:
+    # GIVEN the shipped set  THEN each sms variant has its own English and German file
+    for name in BUILTIN:
+        assert sms_templates.files(f"{name}:sms") == (None, f"{name}/sms.txt", None)
+        assert sms_templates.files(f"{name}:sms", locale="de-AT")[1] == f"{name}/de/sms.txt"
