@@ -86,3 +86,50 @@ def raw_client(stack: AsyncExitStack, service: str) -> Any:
             config=AioConfig(retries={"total_max_attempts": 1}),
         )
     )
+
+
+LEDGER = "notifier-ledger"
+QUEUE = "notifier-failures"
+
+
+def provision() -> str:
+    """GIVEN the ledger table and the failure queue in moto; returns the queue URL."""
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName=LEDGER,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return str(boto3.client("sqs", region_name=REGION).create_queue(QueueName=QUEUE)["QueueUrl"])
+
+
+def failure_bodies(queue_url: str) -> list[dict[str, Any]]:
+    """The failure records on the queue (read once, not deleted)."""
+    import json
+
+    import boto3
+
+    resp = boto3.client("sqs", region_name=REGION).receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10
+    )
+    return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+
+
+def stream_record(i: int, phone: str | None, locale: str = "en") -> dict[str, Any]:
+    """Sample stream record ``i`` (types cycle profile_view, friend_request,
+    application_update) with ``user.phone`` and ``user.locale``."""
+    import time
+
+    from notifier.samples import make_stream_record
+
+    rec = make_stream_record(i, seed=7, users=50, event_name="INSERT")
+    rec["dynamodb"]["ApproximateCreationDateTime"] = int(time.time())
+    image = rec["dynamodb"]["NewImage"]
+    user = image["user"]["M"]
+    user["locale"] = {"S": locale}
+    if phone is not None:
+        user["phone"] = {"S": phone}
+    return rec

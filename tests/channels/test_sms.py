@@ -10,11 +10,22 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiobotocore.stub import AioStubber
-from sms_helpers import NUMBER, landed_sms, make_ctx, message, raw_client, record_publishes
+from sms_helpers import (
+    NUMBER,
+    failure_bodies,
+    landed_sms,
+    make_ctx,
+    message,
+    provision,
+    raw_client,
+    record_publishes,
+    stream_record,
+)
 
 from notifier.channels import Outcome, SendResult
 from notifier.channels.gsm import sms_info
@@ -28,8 +39,10 @@ from notifier.channels.sms import (
     scrub_phones,
 )
 from notifier.config import ConfigError
+from notifier.handler import build_handler
 from notifier.local.moto_server import LOCAL_CREDENTIALS
 from notifier.retry import Deadline, TokenBucket
+from notifier.settings import Settings
 from notifier.templates import TemplateSet, builtin_templates
 
 T = TypeVar("T")
@@ -561,3 +574,68 @@ def test_the_sms_variant_reads_the_locale_file(sms_templates: TemplateSet) -> No
     for name in BUILTIN:
         assert sms_templates.files(f"{name}:sms") == (None, f"{name}/sms.txt", None)
         assert sms_templates.files(f"{name}:sms", locale="de-AT")[1] == f"{name}/de/sms.txt"
+
+
+# --- through the handler ----------------------------------------------------------------------
+
+HANDLER_CONFIG = """
+[delivery]
+max_attempts = 2
+base_delay_ms = 1
+max_delay_ms = 5
+
+[channels.sms]
+kind = "notifier.channels.sms:build_sms_channel"
+origination_identity = "ExampleJobs"
+max_send_rate = 100
+
+[[routes]]
+event_types = ["profile_view", "friend_request", "application_update"]
+channel = "sms"
+missing_recipient = "skip"
+"""
+
+
+class _Context:
+    aws_request_id = "req-1"
+    function_name = "notifier"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_the_handler_sends_each_sms_once_from_the_sms_templates(aws: str, tmp_path: Path) -> None:
+    # GIVEN the handler with an SMS channel (plugged in by its factory's path) and the
+    # built-in templates, and four events: English, German, an unusable number, no number
+    queue_url = provision()
+    config = tmp_path / "notifier.toml"
+    config.write_text(HANDLER_CONFIG, encoding="utf-8")
+    handler = build_handler(
+        Settings(config_path=str(config), failure_queue_url=queue_url, max_concurrency=8)
+    )
+    event = {
+        "Records": [
+            stream_record(0, "+1 (415) 555-0100"),
+            stream_record(1, "+49 151 23456789", locale="de"),
+            stream_record(2, "0151 23456789"),
+            stream_record(3, None),
+        ]
+    }
+    try:
+        # WHEN the batch is delivered twice (the event source redelivers it)
+        assert handler(event, _Context()) == {"batchItemFailures": []}
+        assert handler(event, _Context()) == {"batchItemFailures": []}
+    finally:
+        handler.close()
+    # THEN the two usable numbers got one SMS each, normalised, rendered from sms.txt per locale
+    landed = dict(landed_sms())
+    assert sorted(landed) == ["+14155550100", "+4915123456789"]
+    assert "viewed your profile" in landed["+14155550100"]
+    assert "möchte sich mit Ihnen vernetzen" in landed["+4915123456789"]
+    assert all(sms_info(text).segments == 1 for text in landed.values())
+    # AND the unusable number was dead-lettered once as InvalidRecipient; the missing one skipped
+    (failure,) = failure_bodies(queue_url)
+    assert failure["error_code"] == "InvalidRecipient"
+    assert "23456789" not in failure["reason"]  # (the record itself is kept for redrive)
+    assert handler.stats["sent"] == 2
+    assert handler.stats["no_recipient"] == 2  # one record, delivered twice
