@@ -2,7 +2,7 @@
 
 :func:`sns_client` gives the channel's SNS client: one injected as ``ctx.clients["sns"]``; else,
 per the deployment's ``aws_clients`` mode, the fast :class:`notifier.aws.SNSClient` (``"fast"``,
-the default: botocore's request bytes and signature at about a fifth of aiobotocore's CPU per
+the default: botocore's request bytes and signature at about an eighth of aiobotocore's CPU per
 publish, ``benches/test_send_sns.py``) closed with the handler's exit stack, or an aiobotocore
 ``sns`` client entered into it (``"aiobotocore"``). Both make one attempt per call: retries are
 the channel's, under the deadline. Each has ``async publish(**kwargs)`` with botocore's
