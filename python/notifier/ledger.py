@@ -53,6 +53,7 @@ __all__ = [
     "PENDING",
     "SENDING",
     "SENT",
+    "UNKNOWN",
     "ClaimResult",
     "ClaimStatus",
     "Commit",
@@ -64,11 +65,15 @@ __all__ = [
 ]
 
 PENDING, SENDING, SENT, FAILED = "PENDING", "SENDING", "SENT", "FAILED"
+#: ``unknown_outcome = "reconcile"``: the send's outcome is unknown; SES's Send event (or,
+#: after ``reconcile_by``, a resend) settles it.
+UNKNOWN = "UNKNOWN"
 _BATCH_WRITE_MAX = 25
 _MAX_REASON_BYTES = 300
 #: Ledger keys longer than this (UTF-8 bytes) are hashed (:func:`ledger_key`): DynamoDB allows
 #: 2,048 bytes for a partition key, and a short key keeps every item under 1 KB (1 write unit).
-MAX_KEY_BYTES = 200
+#: 192 bytes, because the key travels as an SES tag value (base64url, at most 256 characters).
+MAX_KEY_BYTES = 192
 #: Error codes of a DynamoDB call that are worth retrying inside the invocation.
 _RETRYABLE = frozenset(
     {
