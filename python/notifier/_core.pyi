@@ -297,12 +297,17 @@ class TemplateSet:
         records: Iterable[StreamRecord],
         names: str | Sequence[str],
         locales: str | Sequence[str | None] | None = None,
+        *,
+        notifications: Sequence[Mapping[str, str] | None] | None = None,
     ) -> list[Rendered | TemplateError]:
         """Render decoded StreamRecords straight from their Rust images, GIL released.
 
         Context: the record's new image (old image for REMOVE) as top-level names, plus
-        ``event`` = {name, id, sequence_number, approximate_creation_time}. No Python
-        objects are built for the images. Per-record failures are TemplateError items.
+        ``event`` = {name, id, sequence_number, approximate_creation_time} and
+        ``notification`` = the record's item of ``notifications`` (the pipeline's per-
+        notification values, e.g. ``unsubscribe_url``; an empty map when None or not
+        given). No Python objects are built for the images. Per-record failures are
+        TemplateError items.
         """
     def render_event(
         self,

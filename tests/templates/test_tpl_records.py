@@ -147,3 +147,38 @@ def test_argument_errors(builtin_set: TemplateSet, edge_event: bytes) -> None:
     results = builtin_set.render_records(records[:2], ["nope", "friend_request"])
     assert isinstance(results[0], TemplateError)
     assert isinstance(results[1], Rendered)
+
+
+def test_the_pipeline_adds_notification_values_per_record(
+    make_set: MakeSet, edge_event: bytes
+) -> None:
+    # GIVEN a template that prints the pipeline's unsubscribe link when there is one, and an
+    # image attribute named like the reserved name (it must not leak through)
+    ts = make_set(
+        {
+            "t/body.html": "{% if notification.unsubscribe_url is defined %}"
+            '<a href="{{ notification.unsubscribe_url }}">unsubscribe</a>'
+            "{% else %}none{% endif %}",
+            "t/body.txt": "x",
+        }
+    )
+    records = decode_stream_event(edge_event)[:3]
+    # WHEN rendered with a link for the first record, none for the second, and no argument
+    got = ts.render_records(
+        records,
+        "t",
+        notifications=[{"unsubscribe_url": "https://u.example/?t=a&b"}, None, {}],
+    )
+    plain = ts.render_records(records[:1], "t")
+    # THEN each record sees its own values (HTML-escaped like any value), the others none
+    assert [r.html for r in got] == [
+        '<a href="https://u.example/?t=a&amp;b">unsubscribe</a>',
+        "none",
+        "none",
+    ]
+    assert plain[0].html == "none"
+    # AND a wrong shape is a clear error, not a crash
+    with pytest.raises(ValueError, match="notifications has 1 items for 3 records"):
+        ts.render_records(records, "t", notifications=[None])
+    with pytest.raises(TypeError, match="must map str to str"):
+        ts.render_records(records, "t", notifications=[{"a": 1}, None, None])

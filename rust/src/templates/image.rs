@@ -19,7 +19,9 @@ use super::pyconv::SmallMap;
 use crate::ddb::value::{AttrValue, Map, Number};
 use crate::names::{self, Fingerprint};
 
-/// The image attributes as top-level names, plus `event` (stream metadata).
+/// The image attributes as top-level names, plus `event` (stream metadata) and
+/// `notification` (what the pipeline adds per notification: an unsubscribe link, ...;
+/// an empty map when it adds nothing). Both shadow image attributes of the same name.
 #[derive(Debug)]
 pub struct RecordContext {
     image: Option<Arc<Map>>,
@@ -28,6 +30,7 @@ pub struct RecordContext {
     /// One slot per image attribute, filled on first read.
     converted: Box<[OnceLock<Value>]>,
     event: Value,
+    notification: Value,
 }
 
 impl RecordContext {
@@ -43,7 +46,18 @@ impl RecordContext {
             prints,
             converted: (0..n).map(|_| OnceLock::new()).collect(),
             event,
+            notification: Value::from_object(SmallMap::with_capacity(0)),
         }
+    }
+
+    /// The `notification` map (string values) the templates see.
+    pub fn with_notification(mut self, items: &[(String, String)]) -> Self {
+        let mut map = SmallMap::with_capacity(items.len());
+        for (k, v) in items {
+            map.insert(k, Value::from(v.as_str()));
+        }
+        self.notification = Value::from_object(map);
+        self
     }
 }
 
@@ -116,6 +130,9 @@ impl Object for RecordContext {
         if key == "event" {
             return Some(self.event.clone());
         }
+        if key == "notification" {
+            return Some(self.notification.clone());
+        }
         let root = self.image.as_ref()?;
         let i = names::position(
             self.prints.iter().zip(root.iter()),
@@ -134,12 +151,13 @@ impl Object for RecordContext {
             .as_ref()
             .map(|m| {
                 m.iter()
-                    .filter(|(k, _)| k != "event")
+                    .filter(|(k, _)| k != "event" && k != "notification")
                     .map(|(k, _)| Value::from(k.as_str()))
                     .collect()
             })
             .unwrap_or_default();
         keys.push(Value::from("event"));
+        keys.push(Value::from("notification"));
         Enumerator::Values(keys)
     }
 }

@@ -125,6 +125,38 @@ fn locales_arg(locales: Option<&Bound<'_, PyAny>>) -> PyResult<PerItem<Option<St
     Ok(PerItem::Each(out))
 }
 
+/// Per-record `notification` maps: None, or one (None | {str: str}) per record.
+type Notifications = Option<Vec<Option<Vec<(String, String)>>>>;
+
+fn notifications_arg(arg: Option<&Bound<'_, PyAny>>) -> PyResult<Notifications> {
+    let Some(arg) = arg else { return Ok(None) };
+    if arg.is_none() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (i, item) in arg.try_iter()?.enumerate() {
+        let item = item?;
+        if item.is_none() {
+            out.push(None);
+            continue;
+        }
+        let map = item.downcast::<pyo3::types::PyDict>().map_err(|_| {
+            PyTypeError::new_err(format!("notifications[{i}] must be a dict of str or None"))
+        })?;
+        let mut pairs = Vec::with_capacity(map.len());
+        for (k, v) in map.iter() {
+            let (Ok(k), Ok(v)) = (k.extract::<String>(), v.extract::<String>()) else {
+                return Err(PyTypeError::new_err(format!(
+                    "notifications[{i}] must map str to str"
+                )));
+            };
+            pairs.push((k, v));
+        }
+        out.push(Some(pairs));
+    }
+    Ok(Some(out))
+}
+
 fn result_list(py: Python<'_>, results: Vec<TplResult<RenderedParts>>) -> PyResult<Py<PyList>> {
     let mut out: Vec<PyObject> = Vec::with_capacity(results.len());
     for r in results {
@@ -235,16 +267,18 @@ impl PyTemplateSet {
         result_list(py, results)
     }
 
-    #[pyo3(signature = (records, names, locales = None))]
+    #[pyo3(signature = (records, names, locales = None, *, notifications = None))]
     fn render_records(
         &self,
         py: Python<'_>,
         records: &Bound<'_, PyAny>,
         names: &Bound<'_, PyAny>,
         locales: Option<&Bound<'_, PyAny>>,
+        notifications: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyList>> {
         let names = names_arg(names)?;
         let locales = locales_arg(locales)?;
+        let notifications = notifications_arg(notifications)?;
         let mut recs: Vec<Py<StreamRecord>> = Vec::new();
         for (i, item) in records.try_iter()?.enumerate() {
             let item = item?;
@@ -261,13 +295,26 @@ impl PyTemplateSet {
         }
         names.check_len("names", recs.len())?;
         locales.check_len("locales", recs.len())?;
+        if let Some(n) = &notifications {
+            if n.len() != recs.len() {
+                return Err(PyValueError::new_err(format!(
+                    "notifications has {} items for {} records (give one per record, None for none)",
+                    n.len(),
+                    recs.len()
+                )));
+            }
+        }
         let results = py.allow_threads(|| {
             recs.iter()
                 .enumerate()
                 .map(|(i, rec)| {
                     let name = names.get(i).map(String::as_str).unwrap_or("");
                     let locale = locales.get(i).and_then(|l| l.as_deref());
-                    let ctx = record_context(rec.get());
+                    let extra = notifications
+                        .as_ref()
+                        .and_then(|n| n.get(i))
+                        .and_then(|x| x.as_deref());
+                    let ctx = record_context_with(rec.get(), extra);
                     self.set.render(name, locale, &ctx)
                 })
                 .collect::<Vec<_>>()
@@ -496,13 +543,25 @@ impl PyTemplateSet {
 /// The template context of a stream record: the new image (the old image
 /// for REMOVE records) as top-level names, plus `event`.
 pub fn record_context(rec: &StreamRecord) -> Value {
-    context_value(
-        &rec.event_name,
-        &rec.event_id,
-        &rec.sequence_number,
-        rec.approximate_creation_time,
-        rec.image_map().cloned(),
-    )
+    record_context_with(rec, None)
+}
+
+/// A record's context with the pipeline's `notification` map.
+pub fn record_context_with(rec: &StreamRecord, notification: Option<&[(String, String)]>) -> Value {
+    let mut event = SmallMap::with_capacity(4);
+    event.insert("name", Value::from(rec.event_name.as_str()));
+    event.insert("id", Value::from(rec.event_id.as_str()));
+    event.insert("sequence_number", Value::from(rec.sequence_number.as_str()));
+    event.insert(
+        "approximate_creation_time",
+        rec.approximate_creation_time
+            .map_or(Value::from(()), Value::from),
+    );
+    let ctx = RecordContext::new(rec.image_map().cloned(), Value::from_object(event));
+    match notification {
+        Some(items) => Value::from_object(ctx.with_notification(items)),
+        None => Value::from_object(ctx),
+    }
 }
 
 fn context_value(

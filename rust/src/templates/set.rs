@@ -563,12 +563,14 @@ fn build_entries(
                 html: optional(template, BODY_HTML, sources),
                 reads: None,
             };
-            let locales = resolve_locales(template, &tags, default.clone(), |dir, fallback| Parts {
-                subject: optional(dir, SUBJECT, sources).or_else(|| fallback.subject.clone()),
-                text: optional(dir, BODY_TEXT, sources).unwrap_or_else(|| fallback.text.clone()),
-                html: optional(dir, BODY_HTML, sources).or_else(|| fallback.html.clone()),
-                reads: None,
-            });
+            let locales =
+                resolve_locales(template, &tags, default.clone(), |dir, fallback| Parts {
+                    subject: optional(dir, SUBJECT, sources).or_else(|| fallback.subject.clone()),
+                    text: optional(dir, BODY_TEXT, sources)
+                        .unwrap_or_else(|| fallback.text.clone()),
+                    html: optional(dir, BODY_HTML, sources).or_else(|| fallback.html.clone()),
+                    reads: None,
+                });
             out.insert(template.to_string(), Entry { default, locales });
         } else if email_files || variants.is_empty() {
             return Err(TplError::new(format!(
@@ -584,12 +586,13 @@ fn build_entries(
                 html: None,
                 reads: None,
             };
-            let locales = resolve_locales(template, &tags, default.clone(), |dir, fallback| Parts {
-                subject: None,
-                text: optional(dir, file, sources).unwrap_or_else(|| fallback.text.clone()),
-                html: None,
-                reads: None,
-            });
+            let locales =
+                resolve_locales(template, &tags, default.clone(), |dir, fallback| Parts {
+                    subject: None,
+                    text: optional(dir, file, sources).unwrap_or_else(|| fallback.text.clone()),
+                    html: None,
+                    reads: None,
+                });
             out.insert(format!("{template}:{variant}"), Entry { default, locales });
         }
     }
@@ -667,7 +670,6 @@ fn resolve_locales(
     locales
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -735,7 +737,10 @@ mod tests {
                 ("t/subject.txt", "Hi {{ name }}"),
                 ("t/body.txt", "text en"),
                 ("t/sms.txt", "sms {{ name }}"),
-                ("t/push.json", "{\"title\": {{ name ~ \" \\\"x\" }}, \"n\": {{ n }}}"),
+                (
+                    "t/push.json",
+                    "{\"title\": {{ name ~ \" \\\"x\" }}, \"n\": {{ n }}}",
+                ),
                 ("t/de/sms.txt", "sms de {{ name }}"),
                 ("only/sms.txt", "just sms"),
                 ("only/sample.json", "{\"not\": {{ a template }}"),
@@ -753,7 +758,10 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&push.text).unwrap();
         assert_eq!(parsed["title"], "<Ada> \"x");
         assert_eq!(parsed["n"], 3);
-        assert_eq!(set.render("only:sms", None, &ctx()).unwrap().text, "just sms");
+        assert_eq!(
+            set.render("only:sms", None, &ctx()).unwrap().text,
+            "just sms"
+        );
         assert!(set.render("only", None, &ctx()).is_err());
     }
 
