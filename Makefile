@@ -74,7 +74,7 @@ bench: setup
 # (decoders at 1,000 records only; pytest-benchmark's own rounds capped at 0.3 s per test).
 bench-ci: setup
 	mkdir -p .benchmarks
-	$(BIN)/python -m pytest benches/test_send.py benches/test_ledger.py benches/test_handler.py benches/test_decode.py benches/test_render.py -q --benchmark-only --bench-quick --benchmark-max-time=0.3 --benchmark-min-rounds=5 --benchmark-json=.benchmarks/ci.json --benchmark-columns=mean,rounds
+	$(BIN)/python -m pytest benches/test_send.py benches/test_send_webhook.py benches/test_send_sns.py benches/test_ledger.py benches/test_handler.py benches/test_decode.py benches/test_render.py -q --benchmark-only --bench-quick --benchmark-max-time=0.3 --benchmark-min-rounds=5 --benchmark-json=.benchmarks/ci.json --benchmark-columns=mean,rounds
 	$(BIN)/python benches/report.py .benchmarks/ci.json
 	$(BIN)/python benches/check_ratios.py .benchmarks/ci.json
 

@@ -6,6 +6,10 @@ person can check a template in any browser before it ships::
 
     notifier preview application_update --locale de --out preview.html
     notifier preview my_template --templates ./templates --data sample.json --out p.html
+
+A channel variant (``NAME:sms``, ``NAME:push``, ...) is shown as its channel shows it: an SMS as
+a message bubble with its encoding and segment count (GSM-7 or UCS-2), a push as a
+notification card (title, body, data), any other variant as its text.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ font:13px/1.55 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 iframe{flex:1;width:100%;border:0;background:#fff}
 .nohtml{flex:1;padding:14px}
 @media (max-width:900px){main{grid-template-columns:1fr}}
+.card{margin:16px 20px;max-width:420px;padding:14px 16px;background:#fff;border-radius:14px;
+border:1px solid #d1d5db;box-shadow:0 2px 6px rgba(0,0,0,.08)}
+.bubble{white-space:pre-wrap;overflow-wrap:anywhere;background:#dcfce7;border-radius:14px;
+padding:10px 14px}
+.card .title{font-weight:600}
+.facts{margin:0 20px;font-size:12px;color:#374151}
 """
 
 # The page and the e-mail inside it may load images (https/data) and inline styles, nothing
@@ -87,6 +97,59 @@ def load_sample(path: Path) -> dict[str, Any]:
     return data
 
 
+def variant_summary(name: str, rendered: Rendered) -> str:
+    """One line on a variant's rendering: ``sms: 1 segment, GSM-7, 57 septets``; for a push
+    its title; empty for email templates."""
+    _, sep, variant = name.partition(":")
+    if not sep:
+        return ""
+    if variant == "sms":
+        from notifier.channels.gsm import sms_info
+
+        return f"sms: {sms_info(rendered.text.strip()).describe()}"
+    if variant == "push":
+        card = _push_card(rendered.text)
+        return f"push: {card.get('title')!r}" if card else "push: not a notification"
+    return f"{variant}: {len(rendered.text)} characters"
+
+
+def _push_card(text: str) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _variant_body(name: str, rendered: Rendered) -> str:
+    """The page body for a channel variant."""
+    esc = html.escape
+    variant = name.partition(":")[2]
+    if variant == "sms":
+        facts = variant_summary(name, rendered)
+        return (
+            f'<div class="card"><span class="label">SMS</span>'
+            f'<div class="bubble">{esc(rendered.text.strip())}</div></div>'
+            f'<p class="facts">{esc(facts)} (a text over the channel\'s max_segments is a '
+            f"permanent SmsTooLong failure, never truncated)</p>"
+        )
+    card = _push_card(rendered.text) if variant == "push" else None
+    if card is not None:
+        data = json.dumps(card.get("data", {}), indent=2, ensure_ascii=False)
+        return (
+            f'<div class="card"><span class="label">Push notification</span>'
+            f'<div class="title">{esc(str(card.get("title", "")))}</div>'
+            f"<div>{esc(str(card.get('body', '')))}</div></div>"
+            f'<main><section><span class="label">data</span><pre>{esc(data)}</pre></section>'
+            f'<section><span class="label">push.json as rendered</span>'
+            f"<pre>{esc(rendered.text)}</pre></section></main>"
+        )
+    return (
+        f'<main><section><span class="label">{esc(variant)}</span>'
+        f"<pre>{esc(rendered.text)}</pre></section></main>"
+    )
+
+
 def render_page(
     rendered: Rendered,
     *,
@@ -111,6 +174,14 @@ def render_page(
             f'srcdoc="{esc(rendered.html, quote=True)}"></iframe>'
         )
     used = ", ".join(f"<code>{esc(f)}</code>" for f in files if f)
+    if ":" in name:
+        body = _variant_body(name, rendered)
+    else:
+        body = f"""<div class="subject"><span class="label">Subject</span>{subject}</div>
+<main>
+<section><span class="label">Text</span><pre>{esc(rendered.text)}</pre></section>
+<section><span class="label">HTML</span>{html_part}</section>
+</main>"""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -125,11 +196,7 @@ def render_page(
 <h1>{esc(name)} <span class="meta">locale: {esc(locale or "default")}</span></h1>
 <div class="meta">from <code>{esc(str(directory))}</code> · files: {used}</div>
 </header>
-<div class="subject"><span class="label">Subject</span>{subject}</div>
-<main>
-<section><span class="label">Text</span><pre>{esc(rendered.text)}</pre></section>
-<section><span class="label">HTML</span>{html_part}</section>
-</main>
+{body}
 </body>
 </html>
 """
@@ -175,7 +242,7 @@ def _validated(args: argparse.Namespace) -> tuple[TemplateSet, dict[str, Any]]:
             f"--locale {args.locale}: template {args.name!r} has no {args.locale!r} folder "
             f"(locales: {known}; leave out --locale for the default files)"
         )
-    data_path: Path = args.data or directory / args.name / "sample.json"
+    data_path: Path = args.data or directory / args.name.partition(":")[0] / "sample.json"
     if not data_path.is_file():
         raise UsageError(
             f"--data {data_path}: no such file"
@@ -207,5 +274,6 @@ def run(args: argparse.Namespace) -> int:
     )
     out: Path = args.out
     out.write_text(page, encoding="utf-8")
-    print(f"wrote {out} (subject: {rendered.subject!r})")
+    summary = variant_summary(args.name, rendered) or f"subject: {rendered.subject!r}"
+    print(f"wrote {out} ({summary})")
     return 0

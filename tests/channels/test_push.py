@@ -178,7 +178,7 @@ def test_sns_error_codes_map_to_verdicts(
 ) -> None:
     # GIVEN SNS answering Publish with ``code``
     async def scenario() -> Any:
-        async with push_channel(aws) as ch:
+        async with push_channel(aws, aws_clients="aiobotocore") as ch:
             assert ch.client is not None
             with Stubber(ch.client) as stub:  # type: ignore[arg-type]
                 stub.add_client_error("publish", service_error_code=code, http_status_code=status)

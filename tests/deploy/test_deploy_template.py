@@ -22,6 +22,9 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "template.yaml"
 PARAMETERS = {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/notifier:test"}
 #: Account-level SES reads: these actions have no resource type, "*" is the only valid Resource.
 STAR_RESOURCE_ALLOWED = {"ses:GetAccount", "ses:GetSendQuota"}
+#: SNS Publish to a phone number names no resource: "*" is the only form AWS accepts, and only
+#: in the SMS-over-SNS policy (created only with SmsBackend=sns).
+STAR_RESOURCE_BY_SID = {"PublishSms": {"sns:Publish"}}
 PAYLOAD_LIMIT = 6 * 1024 * 1024
 RECORD_BYTES = 1280  # ~1.25 KB per stream record (FIELD-NOTES baseline)
 STREAM_RETENTION_S = 24 * 3600
@@ -103,6 +106,10 @@ def iam_findings(cfn: dict[str, Any]) -> list[str]:
         for resource in _as_list(st.get("Resource", [])):
             if isinstance(resource, str) and resource.split(":")[-1] == "*":
                 if resource == "*" and set(actions) <= STAR_RESOURCE_ALLOWED:
+                    continue
+                if resource == "*" and set(actions) <= STAR_RESOURCE_BY_SID.get(
+                    str(st.get("Sid")), set()
+                ):
                     continue
                 found.append(f"{name}: resource {resource!r} for {actions} in {st.get('Sid')}")
     return found
@@ -647,3 +654,26 @@ def test_kinesis_read_permissions_name_the_stream(sam: Callable[[], dict[str, An
     assert all(a.startswith("kinesis:") for a in statements["ReadChangeStream"]["Action"])
     assert "kinesis:SubscribeToShard" in statements["ReadChangeStreamFanOut"]["Action"]
     assert iam_findings(cfn) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "condition"),
+    [
+        ("SmsSnsPolicy", "UseSmsSns"),
+        ("SmsEumPolicy", "UseSmsEum"),
+        ("PushPolicy", "UsePush"),
+        ("WebhookParameterPolicy", "HasWebhookParameter"),
+        ("WebhookSecretPolicy", "HasWebhookSecretArn"),
+    ],
+)
+def test_each_channel_is_granted_only_when_configured(
+    sam_source: dict[str, Any], policy: str, condition: str
+) -> None:
+    # GIVEN the template WHEN its channel policies are read
+    cfn = sam_source
+    res = cfn["Resources"][policy]
+    # THEN each exists only under its parameter's condition, attached to the function's role
+    assert res["Type"] == "AWS::IAM::Policy"
+    assert res["Condition"] == condition
+    assert condition in cfn["Conditions"]
+    assert res["Properties"]["Roles"] == [{"Ref": "FunctionRole"}]

@@ -16,9 +16,13 @@ from notifier.templates import Rendered, TemplateSet, builtin_templates
 def test_builtin_templates_ship_inside_the_package(builtin_set: TemplateSet) -> None:
     # GIVEN the installed package WHEN asked for the built-in set THEN it is package data
     assert builtin_templates() == Path(notifier.__file__).parent / "builtin_templates"
-    assert builtin_set.names == sorted(EVENT_TYPES)
+    # AND every event type has its email template and its SMS and push variants
+    assert builtin_set.names == sorted(
+        f"{t}{v}" for t in EVENT_TYPES for v in ("", ":push", ":sms")
+    )
     for name in EVENT_TYPES:
         assert builtin_set.locales(name) == ["de"]
+        assert builtin_set.locales(f"{name}:sms") == ["de"]
         assert (builtin_templates() / name / "sample.json").is_file()
 
 

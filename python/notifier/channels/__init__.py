@@ -91,7 +91,14 @@ async def _push(ctx: ChannelContext) -> Channel:
     return await build_push_channel(ctx)
 
 
+async def _sms(ctx: ChannelContext) -> Channel:
+    from notifier.channels.sms import build_sms_channel
+
+    return await build_sms_channel(ctx)
+
+
 register_kind("email", _email)
+register_kind("sms", _sms)
 register_kind("push", _push)
 register_kind("memory", _memory)
 register_kind("webhook", _webhook)

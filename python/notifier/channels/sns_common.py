@@ -1,10 +1,14 @@
 """What the SMS and push channels share: an SNS client, and the verdict on SNS errors.
 
-:func:`sns_client` gives the channel's SNS client: one injected as ``ctx.clients["sns"]``, or
-an aiobotocore ``sns`` client entered into the handler's exit stack (one attempt per call:
-retries are the channel's, under the deadline). Either has ``async publish(**kwargs)`` with
-botocore's parameters and returns ``{"MessageId": ...}``; errors are botocore-shaped
-``ClientError`` (``response["Error"]["Code"]``).
+:func:`sns_client` gives the channel's SNS client: one injected as ``ctx.clients["sns"]``; else,
+per the deployment's ``aws_clients`` mode, the fast :class:`notifier.aws.SNSClient` (``"fast"``,
+the default: botocore's request bytes and signature at about an eighth of aiobotocore's CPU per
+publish, ``benches/test_send_sns.py``) closed with the handler's exit stack, or an aiobotocore
+``sns`` client entered into it (``"aiobotocore"``). Both make one attempt per call: retries are
+the channel's, under the deadline. Each has ``async publish(**kwargs)`` with botocore's
+parameters and returns ``{"MessageId": ...}``; errors are botocore-shaped ``ClientError``
+(``response["Error"]["Code"]``, the same class names), and the fast client's transport failures
+are ``RequestNotSentError`` (transient) or ``OutcomeUnknownError`` (unknown).
 
 :func:`classify_sns_exception` maps an exception from ``publish`` to a :class:`SendResult`
 with the same taxonomy as email (docs/EXACTLY-ONCE.md, "Errors and their verdicts"):
@@ -69,6 +73,18 @@ async def sns_client(ctx: Any) -> Any:
     client = ctx.clients.get("sns")
     if client is not None:
         return client
+    if ctx.aws_clients == "fast":
+        from notifier.aws import SNSClient
+
+        fast = SNSClient(
+            region_name=ctx.client_kwargs.get("region_name"),
+            endpoint_url=ctx.client_kwargs.get("endpoint_url"),
+            max_connections=max(10, ctx.concurrency),
+            connect_timeout=3,
+            read_timeout=10,
+        )
+        ctx.stack.push_async_callback(fast.close)
+        return fast
     from aiobotocore.config import AioConfig
 
     config = AioConfig(

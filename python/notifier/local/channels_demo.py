@@ -57,6 +57,8 @@ class DemoChannels:
     users: int
     #: moto runs in this process (its SNS backends can be read to count messages).
     embedded: bool = True
+    #: Sends per second for every channel (the demo's ``--send-rate``).
+    send_rate: float = 1000.0
     devices: dict[int, list[str]] = field(default_factory=dict)
     receiver: Any = None
     config_path: Path | None = None
@@ -96,8 +98,10 @@ class DemoChannels:
             parts.append(f'kind = "{name}"')
             if name == "email":
                 parts.append("fallback_send_rate = 14.0")
-            elif name == "sms":
-                parts.append('sender_id = "Notifier"')
+            else:
+                parts.append(f"max_send_rate = {float(self.send_rate)}")
+            if name == "sms":
+                parts.append('origination_identity = "Notifier"')
             elif name == "webhook":
                 assert self.receiver is not None
                 parts.append(f'url = "{self.receiver.url}"')

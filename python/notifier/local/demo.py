@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_number,
         default=os.environ.get("NOTIFIER_MAX_SEND_RATE") or 1000.0,
         metavar="PER_S",
-        help="SES send rate for the handler (NOTIFIER_MAX_SEND_RATE); moto reports a "
+        help="send rate of every channel (NOTIFIER_MAX_SEND_RATE for SES); moto reports a "
         "sandbox rate of 1/s, far too slow for a demo",
     )
     esm = parser.add_argument_group("event source mapping (emulated)")
@@ -452,7 +452,11 @@ def _run_pipeline(
 
     resources = provision(region=args.region)
     demo_channels = DemoChannels(
-        tuple(args.channels), region=args.region, users=args.users, embedded=embedded
+        tuple(args.channels),
+        region=args.region,
+        users=args.users,
+        embedded=embedded,
+        send_rate=args.send_rate,
     )
     if demo_channels.extra:
         progress.show("channels", 0, 1, ", ".join(demo_channels.channels), force=True)
@@ -498,7 +502,13 @@ def _run_pipeline(
     seed_s = time.perf_counter() - t_seed
     total = existing + events
 
-    handler = factory()
+    from notifier.cli import UsageError
+    from notifier.config import ConfigError
+
+    try:
+        handler = factory()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
     stack.callback(getattr(handler, "close", lambda: None))
     config = EsmConfig(
         batch_size=args.batch_size,
