@@ -1,17 +1,18 @@
 """Every channel through throttling, 5xx and lost responses (issue #28, item 5).
 
-The real handler (``build_handler``, default fast clients) routes every event to email, push and
-a webhook. Its SES, SNS and webhook traffic goes through one
+The real handler (``build_handler``, default fast clients) routes every event to email, SMS,
+push and a webhook. Its SES, SNS (SMS and push) and webhook traffic goes through one
 :class:`~notifier.local.faults.FaultProxy` that throttles, fails (5xx) and drops the response
 of a seeded share of each target's sends; moto (in server mode) and the local verifying
 webhook receiver are behind it. What landed is counted where it lands: moto's SES and SNS
 backends, read in this process, and the receiver's deliveries per ``webhook-id``.
 
-The promise checked, per channel: every notification lands at least once and none is lost;
+The promise checked: every notification of every channel lands at least once and none is lost;
 ``unknown_outcome = "retry"`` lands a lost response's notification once more (and nothing else
 twice), ``"assume_sent"`` lands everything exactly once; the receiver's duplicates are exactly
 the lost webhook responses; the handler's per-channel counters (``channel_stats``) agree with
-what landed and with the faults the proxy injected; a redelivered batch sends nothing.
+what landed and, summed over the channels of a target (SMS and push share SNS), with the faults
+the proxy injected; a redelivered batch sends nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from notifier.settings import Settings
 
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 SECRET_ENV = "NOTIFIER_TEST_WEBHOOK_SECRET"
+ROUTE_KEYS = ("sent", "assumed_sent", "unknown_outcomes", "retries")
 RECORDS = 40
 #: Each target: 15% throttled, 15% 5xx, 10% lost. 40% of attempts fail (under "retry" a lost
 #: response is retried too): with 20 attempts a notification runs out with probability
@@ -44,7 +46,7 @@ RECORDS = 40
 PLAN = {"throttle_rate": 0.15, "server_error_rate": 0.15, "response_lost_rate": 0.1}
 MAX_ATTEMPTS = 20
 #: The proxy target each channel sends through.
-TARGET = {"email": "ses", "push": "sns", "webhook": "webhook"}
+TARGET = {"email": "ses", "sms": "sns", "push": "sns", "webhook": "webhook"}
 
 CONFIG = """
 event_type_path = "event_type"
@@ -58,6 +60,10 @@ lease_grace_seconds = 0.5
 
 [channels.email]
 kind = "email"
+max_send_rate = 1000
+
+[channels.sms]
+kind = "sms"
 max_send_rate = 1000
 
 [channels.push]
@@ -122,6 +128,11 @@ def ses_messages() -> list[Any]:
     return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
 
 
+def phone_of(user: int) -> str:
+    """User ``user``'s phone number (E.164)."""
+    return f"+1206555{user:04d}"
+
+
 def device_endpoints(n: int) -> dict[int, list[str]]:
     """GIVEN an Android and an iOS app in SNS: user ``i`` has an Android device, every second
     user an iPhone too."""
@@ -145,27 +156,28 @@ def device_endpoints(n: int) -> dict[int, list[str]]:
 
 
 def stream_event(n: int, devices: dict[int, list[str]]) -> dict[str, Any]:
-    """``n`` INSERT records, record ``i`` for user ``i`` (own address and devices), written
-    just now (far from the stream's retention)."""
+    """``n`` INSERT records, record ``i`` for user ``i`` (own address, phone number and
+    devices), written just now (far from the stream's retention)."""
     records = []
     for i in range(n):
         rec = make_stream_record(i, users=10**9, seed=28, event_name="INSERT")
         rec["dynamodb"]["ApproximateCreationDateTime"] = int(time.time())
         user = rec["dynamodb"]["NewImage"]["user"]["M"]
         user["devices"] = {"L": [{"S": arn} for arn in devices[i]]}
+        user["phone"] = {"S": phone_of(i)}
         records.append(rec)
     return {"Records": records}
 
 
 def expected_keys(event: dict[str, Any]) -> dict[str, set[str]]:
-    """The ledger keys each channel must deliver: one per record (email, webhook), one per
-    record and device (push)."""
-    out: dict[str, set[str]] = {"email": set(), "push": set(), "webhook": set()}
+    """The ledger keys each channel must deliver: one per record (email, SMS, webhook), one
+    per record and device (push)."""
+    out: dict[str, set[str]] = {channel: set() for channel in TARGET}
     for rec in event["Records"]:
         image = rec["dynamodb"]["NewImage"]
         event_id = image["event_id"]["S"]
-        out["email"].add(f"email#{event_id}")
-        out["webhook"].add(f"webhook#{event_id}")
+        for channel in ("email", "sms", "webhook"):
+            out[channel].add(f"{channel}#{event_id}")
         for device in image["user"]["M"]["devices"]["L"]:
             out["push"].add(f"push#{event_id}#{device['S']}")
     return out
@@ -174,11 +186,15 @@ def expected_keys(event: dict[str, Any]) -> dict[str, set[str]]:
 def landed(event: dict[str, Any], receiver: WebhookReceiver) -> dict[str, Counter[str]]:
     """Messages that reached each provider, by ledger key (webhooks: by ``webhook-id``)."""
     by_address = Counter(a for m in ses_messages() for a in m.destinations["ToAddresses"])
-    email = Counter()
+    by_phone = Counter(phone for phone, _ in sns_backend().sms_messages.values())
+    email: Counter[str] = Counter()
+    sms: Counter[str] = Counter()
     for i, rec in enumerate(event["Records"]):
         event_id = rec["dynamodb"]["NewImage"]["event_id"]["S"]
         if by_address[user_email(i)]:
             email[f"email#{event_id}"] = by_address[user_email(i)]
+        if by_phone[phone_of(i)]:
+            sms[f"sms#{event_id}"] = by_phone[phone_of(i)]
     push: Counter[str] = Counter()
     for arn, endpoint in sns_backend().platform_endpoints.items():
         for text in endpoint.messages.values():
@@ -192,7 +208,7 @@ def landed(event: dict[str, Any], receiver: WebhookReceiver) -> dict[str, Counte
             push[f"{nid}#{arn}"] += 1
     webhook_ids = {message_id(k): k for k in expected_keys(event)["webhook"]}
     webhook = Counter({webhook_ids.get(i, i): n for i, n in receiver.accepted().items()})
-    return {"email": email, "push": push, "webhook": webhook}
+    return {"email": email, "sms": sms, "push": push, "webhook": webhook}
 
 
 def write_config(tmp_path: Path, policy: str, webhook_url: str) -> Path:
@@ -239,7 +255,7 @@ def test_every_channel_delivers_through_throttles_5xx_and_lost_responses(
     faulty_handler: Callable[[str], tuple[Handler, FaultProxy]],
     receiver: WebhookReceiver,
 ) -> None:
-    # GIVEN users with devices, and a handler whose providers throttle, fail and lose
+    # GIVEN users with phones and devices, and a handler whose providers throttle, fail and lose
     # responses for a seeded share of every channel's sends
     devices = device_endpoints(RECORDS)
     handler, proxy = faulty_handler(policy)
@@ -253,31 +269,35 @@ def test_every_channel_delivers_through_throttles_5xx_and_lost_responses(
     for target in TARGET.values():
         assert min(faults[target][f] for f in ("throttle", "server_error", "response_lost")) > 0
     got = landed(event, receiver)
-    for channel, target in TARGET.items():
-        lost = faults[target]["response_lost"]
+    for channel in TARGET:
         stats = handler.channel_stats[channel]
-        where = f"{channel} ({policy}): {stats}, faults {faults[target]}"
-        # AND every notification landed, and nothing that was not one
+        where = f"{channel} ({policy}): {stats}"
+        # AND every notification of every channel landed, and nothing that was not one
         assert set(got[channel]) == expected[channel], where
-        extra = sum(got[channel].values()) - len(expected[channel])
-        if policy == "retry":
-            # AND only a lost response's notification landed twice: one resend per loss
-            assert extra == lost, where
-            assert (stats["sent"], stats["assumed_sent"]) == (len(expected[channel]), 0), where
-            # AND each injected fault cost exactly one retry
-            assert (
-                stats["retries"]
-                == lost + faults[target]["throttle"] + faults[target]["server_error"]
-            ), where
-        else:
-            # AND nothing landed twice: a lost response was recorded as sent, outcome unknown
-            assert extra == 0, where
-            assert stats["assumed_sent"] == stats["unknown_outcomes"] == lost, where
-            assert stats["sent"] + stats["assumed_sent"] == len(expected[channel]), where
-            assert (
-                stats["retries"] == faults[target]["throttle"] + faults[target]["server_error"]
-            ), where
+        assert stats["sent"] + stats["assumed_sent"] == len(expected[channel]), where
         assert stats["failed_permanent"] == stats["duplicates"] == 0, where
+        if policy == "assume_sent":
+            # AND nothing landed twice: a lost response was recorded as sent, outcome unknown
+            assert max(got[channel].values()) == 1, where
+            assert stats["assumed_sent"] == stats["unknown_outcomes"], where
+        else:
+            assert stats["assumed_sent"] == stats["unknown_outcomes"] == 0, where
+    for target in set(TARGET.values()):
+        channels = [c for c, t in TARGET.items() if t == target]
+        total = {k: sum(handler.channel_stats[c][k] for c in channels) for k in ROUTE_KEYS}
+        extra = sum(sum(got[c].values()) - len(expected[c]) for c in channels)
+        lost, f = faults[target]["response_lost"], faults[target]
+        where = f"{target} {channels} ({policy}): {total}, faults {f}, extra {extra}"
+        if policy == "retry":
+            # AND only a lost response's notification landed twice: one resend per loss, and
+            # each injected fault cost exactly one retry
+            assert extra == lost, where
+            assert total["retries"] == lost + f["throttle"] + f["server_error"], where
+        else:
+            # AND each lost response is one notification assumed sent, never retried
+            assert extra == 0, where
+            assert total["assumed_sent"] == lost, where
+            assert total["retries"] == f["throttle"] + f["server_error"], where
     # AND the receiver's duplicates (by webhook-id) are exactly the lost webhook responses
     duplicates = sum(n - 1 for n in receiver.duplicates().values())
     assert duplicates == (faults["webhook"]["response_lost"] if policy == "retry" else 0)
