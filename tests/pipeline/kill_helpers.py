@@ -2,8 +2,8 @@
 
 Nothing here knows the ledger's API or its states beyond ``SENT`` / ``FAILED`` being final:
 the ledger is read with boto3 straight from moto. Messages are counted where they land, per
-ledger key: emails in moto's SES, pushes on moto's SNS platform endpoints, webhooks at the
-local verifying receiver (by ``webhook-id``).
+ledger key: emails in moto's SES, SMS and pushes in moto's SNS (by phone number, and on the
+platform endpoints), webhooks at the local verifying receiver (by ``webhook-id``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 CHANNEL = "email"
 #: The channels of the multi-channel config (:func:`channels_config`); every channel's ledger
 #: keys are ``<channel>#<event id>``, push's ``push#<event id>#<endpoint ARN>`` (one per device).
-MULTI_CHANNELS = ("email", "push", "webhook")
+MULTI_CHANNELS = ("email", "sms", "push", "webhook")
 WEBHOOK_SECRET_ENV = "NOTIFIER_KILL_WEBHOOK_SECRET"
 
 
@@ -73,6 +73,10 @@ deadline_margin_ms = 300
 
 [channels.email]
 kind = "email"
+max_send_rate = {rate}
+
+[channels.sms]
+kind = "sms"
 max_send_rate = {rate}
 
 [channels.push]
@@ -134,7 +138,8 @@ class Round:
         receiver: Any = None,
     ) -> Round:
         """Email alone; with ``devices`` (and ``receiver``), every channel of the multi-channel
-        config: record ``i`` has an Android device, every second one an iPhone too."""
+        config: record ``i`` has a phone number of its own, an Android device, and every second
+        one an iPhone too."""
         base = number * ROUND_STRIDE
         records = [
             make_stream_record(i, users=10**9, seed=seed, event_name="INSERT")
@@ -152,19 +157,25 @@ class Round:
             android, iphone = devices[i % len(devices)]
             arns = [android, iphone] if i % 2 == 0 else [android]
             image["user"]["M"]["devices"] = {"L": [{"S": a} for a in arns]}
+            image["user"]["M"]["phone"] = {"S": phone_of(i)}
             keys.update({f"push#{event_id}#{a}": event_id for a in arns})
+            keys[f"sms#{event_id}"] = event_id
             keys[f"webhook#{event_id}"] = event_id
         return cls(number, {"Records": records}, recipients, sequence, keys, receiver)
 
     def landed(self) -> Counter[str]:
         """Messages that reached their provider, per ledger key of this round (0 when none):
-        emails in moto's SES by address, pushes on moto's SNS endpoints by notification id,
-        webhooks the receiver accepted by ``webhook-id``."""
+        emails in moto's SES by address, SMS in moto's SNS by phone number, pushes on moto's
+        SNS endpoints by notification id, webhooks the receiver accepted by ``webhook-id``."""
         by_address = Counter(address for msg in sent_messages() for address in _to(msg))
         by_key: Counter[str] = Counter()
         for key, event_id in self.keys.items():
             if key.startswith(f"{CHANNEL}#"):
                 by_key[key] = by_address[self.recipients[event_id]]
+        if any(k.startswith("sms#") for k in self.keys):
+            by_phone = sms_messages()
+            for number, event_id in enumerate(self.recipients, self.number * ROUND_STRIDE):
+                by_key[f"sms#{event_id}"] = by_phone[phone_of(number)]
         if any(k.startswith("push#") for k in self.keys):
             pushes = push_messages()
             by_key.update({k: pushes[k] for k in self.keys if k.startswith("push#")})
@@ -222,6 +233,20 @@ def sent_messages() -> list[Any]:
     from moto.ses.models import ses_backends
 
     return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+
+
+def phone_of(number: int) -> str:
+    """The phone number (E.164) of record ``number``'s user: distinct across rounds."""
+    return f"+1206{number:07d}"
+
+
+def sms_messages() -> Counter[str]:
+    """SMS moto's SNS accepted, per phone number, read in this process."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    messages = sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages
+    return Counter(phone for phone, _ in list(messages.values()))
 
 
 def push_messages() -> Counter[str]:

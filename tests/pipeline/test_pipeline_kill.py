@@ -8,11 +8,11 @@ invocation's leases are live (nothing more may be sent for what it left in fligh
 that must be reported), then after they expired, until the response reports no failure.
 
 Two configs (issue #28, item 5): ``email``, 60-120 records each to one recipient by email; and
-``channels``, 12-24 records each to email, a webhook and every device of its user by push
-(one or two: 42-84 notifications a round, fewer than ``email``'s to keep the run short).
-Messages are counted per notification (ledger key) where they land: moto's SES, moto's SNS
-platform endpoints (by the ``notification_id`` in each payload), the local verifying webhook
-receiver (by ``webhook-id``).
+``channels``, 10-20 records each to email, SMS, a webhook and every device of its user by
+push (one or two: 45-90 notifications a round, fewer than ``email``'s to keep the run short).
+Messages are counted per notification (ledger key) where they land: moto's SES, moto's SNS (SMS
+by phone number; pushes on the platform endpoints, by the ``notification_id`` in each payload),
+the local verifying webhook receiver (by ``webhook-id``).
 
 At the kill, two figures are taken (by the worker, synchronously, right before a hook kill; by
 the parent after a timer kill): *exposed*, the sends started whose ledger entry is not
@@ -68,7 +68,7 @@ SEED = int(os.environ.get("NOTIFIER_KILL_SEED", "25"))
 #: 100-notification send phase lasts about a second.
 RATE = 50.0
 #: Per config: records of the calibration round, and the range of a kill round's records.
-SIZES = {"email": (100, (60, 120)), "channels": (20, (12, 24))}
+SIZES = {"email": (100, (60, 120)), "channels": (16, (10, 20))}
 #: One kill per entry: hook kills at a call of that phase, then timer kills. The ``channels``
 #: config leaves out the render kill: the batch renders once, before its first claim, whatever
 #: its channels, so that window is ``email``'s.
