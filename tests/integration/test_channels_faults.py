@@ -229,9 +229,9 @@ def faulty_handler(
     built: list[tuple[Handler, FaultProxy]] = []
 
     def make(policy: str) -> tuple[Handler, FaultProxy]:
-        proxy = FaultProxy(aws, FaultPlan(**PLAN, seed=28), webhook_upstream=receiver.url)
+        proxy = FaultProxy(aws, FaultPlan(**PLAN, seed=28))
         proxy.start()
-        config = write_config(tmp_path, policy, proxy.proxied(receiver.url))
+        config = write_config(tmp_path, policy, proxy.webhooks_to(receiver.url))
         settings = Settings(
             config_path=str(config),
             failure_queue_url=resources.failure_queue_url,

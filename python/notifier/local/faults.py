@@ -11,8 +11,9 @@ A send is one of three targets, each told apart by the request alone:
   form body), the call of the SMS and push channels. Route clients with :func:`sns_endpoint`
   (``AWS_ENDPOINT_URL_SNS``).
 - ``webhook``: a ``POST`` carrying a Standard Webhooks ``webhook-id`` header. Give the proxy the
-  receiver's origin as ``webhook_upstream`` and configure the channel's ``url`` as
-  :meth:`FaultProxy.proxied` of the receiver's URL (the same path on the proxy).
+  receiver's origin (``webhook_upstream``, or :meth:`FaultProxy.webhooks_to` once the receiver
+  runs) and configure the channel's ``url`` as the receiver's URL on the proxy
+  (:meth:`FaultProxy.proxied`; ``webhooks_to`` returns it).
 
 The faults, as each provider really answers them (nothing is forwarded for the first two):
 
@@ -241,6 +242,12 @@ class FaultProxy:
         self._sock: socket.socket | None = None
         self._stop_event: asyncio.Event = asyncio.Event()
         self.url = ""
+
+    def webhooks_to(self, receiver_url: str) -> str:
+        """Forward webhook requests to ``receiver_url``'s origin from now on; returns the URL
+        to configure in its place (for a receiver started after the proxy)."""
+        self.webhook_upstream = _origin(receiver_url)
+        return self.proxied(receiver_url)
 
     def proxied(self, url: str) -> str:
         """``url`` (on an upstream) with its origin replaced by the proxy's."""
