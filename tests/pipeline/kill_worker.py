@@ -1,6 +1,8 @@
 """Run one stream batch through a real handler and SIGKILL this process at a seeded point.
 
-Usage: python kill_worker.py CONFIG QUEUE_URL (the AWS environment is inherited from the test).
+Usage: python kill_worker.py CONFIG QUEUE_URL [TEMPLATES] (the AWS environment, and the
+webhook secret of a multi-channel config, are inherited from the test). TEMPLATES: the
+template folder; absent: the pipeline tests' templates; empty: the built-in set.
 
 Protocol, one line each way, so the handler is built before the parent starts its clock:
 
@@ -258,9 +260,10 @@ def write_report(path: str, report: dict[str, Any]) -> None:
 
 def main() -> None:
     config, queue_url = sys.argv[1:3]
+    templates = sys.argv[3] if len(sys.argv) > 3 else str(TEMPLATES)
     settings = Settings(
         config_path=config,
-        templates_dir=str(TEMPLATES),
+        templates_dir=templates or None,
         failure_queue_url=queue_url,
         ledger_table=LEDGER,
         max_concurrency=MAX_CONCURRENCY,

@@ -1,15 +1,41 @@
-"""Fault injection for SES: a small reverse proxy on the loopback interface.
+"""Fault injection for the channels' providers: a small reverse proxy on the loopback interface.
 
-Point a client at it (``AWS_ENDPOINT_URL_SESV2=<proxy url>`` for every botocore/aiobotocore
-client, or any hand-signed client given the URL) and it forwards requests to the real
-endpoint (moto), except that a seeded random draw turns a fixed share of the SES send
-requests into:
+Point clients at it and it forwards every request to the real endpoint (moto, a local webhook
+receiver), except that a seeded random draw turns a fixed share of the *sends* into faults.
+A send is one of three targets, each told apart by the request alone:
 
-- ``throttle``: HTTP 429 ``TooManyRequestsException`` (SES v2; SES v1 gets HTTP 400
-  ``Throttling`` / "Maximum sending rate exceeded"); nothing is sent;
-- ``server_error``: HTTP 500 ``InternalFailure`` or 503 ``ServiceUnavailable``; nothing is sent;
-- ``response_lost``: the request IS forwarded (the email is sent), then the connection is
-  dropped without a response: the caller sees a reset and cannot know the outcome.
+- ``ses``: an SES send, v2 ``POST /v2/email/outbound-(bulk-)emails`` or a v1 ``SendEmail`` /
+  ``SendRawEmail`` / ``SendTemplatedEmail`` (query protocol). Route clients with
+  :func:`sesv2_endpoint` (``AWS_ENDPOINT_URL_SESV2`` and ``AWS_ENDPOINT_URL_SES``).
+- ``sns``: an SNS ``Publish`` or ``PublishBatch`` (query protocol: ``Action=Publish`` in the
+  form body), the call of the SMS and push channels. Route clients with :func:`sns_endpoint`
+  (``AWS_ENDPOINT_URL_SNS``).
+- ``webhook``: a ``POST`` carrying a Standard Webhooks ``webhook-id`` header. Give the proxy the
+  receiver's origin (``webhook_upstream``, or :meth:`FaultProxy.webhooks_to` once the receiver
+  runs) and configure the channel's ``url`` as the receiver's URL on the proxy
+  (:meth:`FaultProxy.proxied`; ``webhooks_to`` returns it).
+
+The faults, as each provider really answers them (nothing is forwarded for the first two):
+
+- ``throttle``: SES v2 HTTP 429 ``TooManyRequestsException``; SES v1 HTTP 400 ``Throttling``
+  ("Maximum sending rate exceeded"); SNS either HTTP 429 ``Throttled`` (``ThrottledException``
+  in botocore's SNS model) or HTTP 400 ``ThrottlingException`` "Rate exceeded" (the API rate
+  limit, as AWS documents it for Publish), as XML ``ErrorResponse``; webhooks HTTP 429.
+- ``server_error``: SES 500 ``InternalFailure`` / 503 ``ServiceUnavailable``; SNS 500
+  ``InternalError`` (botocore's model) / 503 ``ServiceUnavailable``; webhooks 500 / 503.
+- ``response_lost``: the request IS forwarded (the email, SMS, push or webhook is delivered),
+  then the connection is dropped without a response: the caller sees a reset and cannot know
+  the outcome.
+
+Every target draws from its own seeded generator (``random.Random(seed)`` for SES, as before
+the other targets existed; ``"<seed>/sns"`` and ``"<seed>/webhook"`` for the others), so a
+target's sequence of faults does not depend on how its requests interleave with the others'.
+Which variant of a fault is answered (429 or 400, 500 or 503) comes from a second generator per
+target and does not shift the draws.
+
+``counts`` (a ``Counter``): ``requests`` and ``forwarded`` over all requests; for SES the plain
+``sends``, ``throttle``, ``server_error`` and ``response_lost``; for the other targets the same
+names prefixed ``sns.`` and ``webhook.``. :meth:`FaultProxy.by_target` gives them per target.
 
 Works across process boundaries (it is an HTTP server) and through any client. Bounded: it
 listens on 127.0.0.1 only and stops by itself after ``lifetime_s`` seconds.
@@ -22,20 +48,34 @@ import json
 import random
 import socket
 import threading
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from notifier.local.environ import patched_environ
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["FaultPlan", "FaultProxy", "FaultProxyError", "is_send_request", "sesv2_endpoint"]
+__all__ = [
+    "TARGETS",
+    "FaultPlan",
+    "FaultProxy",
+    "FaultProxyError",
+    "is_send_request",
+    "send_target",
+    "sesv2_endpoint",
+    "sns_endpoint",
+]
 
 Fault = Literal["throttle", "server_error", "response_lost"]
+Target = Literal["ses", "sns", "webhook"]
+TARGETS: tuple[Target, ...] = ("ses", "sns", "webhook")
+FAULTS: tuple[Fault, ...] = ("throttle", "server_error", "response_lost")
 
 _HOP_BY_HOP = {
     "connection",
@@ -48,7 +88,12 @@ _HOP_BY_HOP = {
     "upgrade",
     "content-length",
 }
-_V1_SEND_ACTIONS = (b"Action=SendEmail", b"Action=SendRawEmail", b"Action=SendTemplatedEmail")
+_SES_V1_SEND_ACTIONS = frozenset({"SendEmail", "SendRawEmail", "SendTemplatedEmail"})
+_SNS_SEND_ACTIONS = frozenset({"Publish", "PublishBatch"})
+_SNS_XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
+_INJECTED = "injected by the fault proxy"
+
+Answer = tuple[int, dict[str, str], bytes]
 
 
 class FaultProxyError(RuntimeError):
@@ -64,68 +109,131 @@ class FaultPlan:
     server_error_rate: float = 0.0
     response_lost_rate: float = 0.0
     seed: int = 0
-    #: Inject only into SES send requests (True) or into every request (False).
+    #: Inject only into sends (True) or into every request (False; other requests are
+    #: answered in SES's shapes, as the proxy did before it knew other targets).
     sends_only: bool = True
+    #: The targets whose sends are faulted; the others' pass through (and are counted).
+    targets: frozenset[str] = frozenset(TARGETS)
 
     def __post_init__(self) -> None:
         rates = (self.throttle_rate, self.server_error_rate, self.response_lost_rate)
         if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0 + 1e-9:
             raise ValueError("fault rates must be in [0, 1] and sum to at most 1")
+        unknown = set(self.targets) - set(TARGETS)
+        if unknown:
+            raise ValueError(f"unknown fault targets {sorted(unknown)} (known: {TARGETS})")
 
     @property
     def total_rate(self) -> float:
         return self.throttle_rate + self.server_error_rate + self.response_lost_rate
 
 
+def _query_action(body: bytes) -> str | None:
+    """The ``Action`` of a query-protocol (form-encoded) request body, or None."""
+    if b"Action=" not in body:
+        return None
+    try:
+        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return next((v for k, v in fields if k == "Action"), None)
+
+
+def send_target(method: str, path: str, headers: Any, body: bytes) -> Target | None:
+    """The target a request sends to (see the module docstring), or None for any other
+    request. ``headers``: a case-insensitive mapping (aiohttp's, or lower-case keys)."""
+    if method != "POST":
+        return None
+    if headers.get("webhook-id") is not None:
+        return "webhook"
+    if path.startswith("/v2/email/outbound-"):
+        return "ses"
+    if path not in ("", "/"):
+        return None
+    action = _query_action(body)
+    if action in _SES_V1_SEND_ACTIONS:
+        return "ses"
+    if action in _SNS_SEND_ACTIONS:
+        return "sns"
+    return None
+
+
 def is_send_request(method: str, path: str, body: bytes) -> bool:
     """True for an SES send: v2 ``POST /v2/email/outbound-(bulk-)emails`` or a v1 send action."""
-    if method != "POST":
-        return False
-    if path.startswith("/v2/email/outbound-"):
-        return True
-    return path in ("", "/") and any(a in body for a in _V1_SEND_ACTIONS)
+    return send_target(method, path, {}, body) == "ses"
 
 
-def _error_response(
-    fault: Fault, v2: bool, rng: random.Random
-) -> tuple[int, dict[str, str], bytes]:
+def _xml_error(status: int, kind: str, code: str, message: str, xmlns: str = "") -> Answer:
+    """A query-protocol ``ErrorResponse`` document."""
+    root = ET.Element("ErrorResponse", {"xmlns": xmlns} if xmlns else {})
+    error = ET.SubElement(root, "Error")
+    for tag, text in (("Type", kind), ("Code", code), ("Message", message)):
+        ET.SubElement(error, tag).text = text
+    ET.SubElement(root, "RequestId").text = "fault-proxy"
+    return status, {"Content-Type": "text/xml"}, ET.tostring(root)
+
+
+def _json_error(status: int, code: str, message: str) -> Answer:
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return status, {"x-amzn-ErrorType": code, "Content-Type": "application/json"}, body
+
+
+def _ses_answer(fault: Fault, v2: bool, shape: random.Random) -> Answer:
     if fault == "throttle":
         if v2:
-            body = {"__type": "TooManyRequestsException", "message": "Too many requests."}
-            headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
-            return 429, {**headers, "Content-Type": "application/json"}, json.dumps(body).encode()
-        xml = (
-            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            "<Message>Maximum sending rate exceeded.</Message></Error>"
-            "<RequestId>fault-proxy</RequestId></ErrorResponse>"
-        )
-        return 400, {"Content-Type": "text/xml"}, xml.encode()
-    status, code = rng.choice(((500, "InternalFailure"), (503, "ServiceUnavailable")))
+            return _json_error(429, "TooManyRequestsException", "Too many requests.")
+        return _xml_error(400, "Sender", "Throttling", "Maximum sending rate exceeded.")
+    status, code = shape.choice(((500, "InternalFailure"), (503, "ServiceUnavailable")))
     if v2:
-        body = {"__type": code, "message": "injected by the fault proxy"}
-        headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
-        return status, headers, json.dumps(body).encode()
-    xml = (
-        f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code>"
-        "<Message>injected by the fault proxy</Message></Error>"
-        "<RequestId>fault-proxy</RequestId></ErrorResponse>"
-    )
-    return status, {"Content-Type": "text/xml"}, xml.encode()
+        return _json_error(status, code, _INJECTED)
+    return _xml_error(status, "Receiver", code, _INJECTED)
+
+
+def _sns_answer(fault: Fault, shape: random.Random) -> Answer:
+    if fault == "throttle":
+        status, code, message = shape.choice(
+            ((429, "Throttled", _INJECTED), (400, "ThrottlingException", "Rate exceeded"))
+        )
+        return _xml_error(status, "Sender", code, message, _SNS_XMLNS)
+    status, code = shape.choice(((500, "InternalError"), (503, "ServiceUnavailable")))
+    return _xml_error(status, "Receiver", code, _INJECTED, _SNS_XMLNS)
+
+
+def _webhook_answer(fault: Fault, shape: random.Random) -> Answer:
+    status = 429 if fault == "throttle" else shape.choice((500, 503))
+    return status, {"Content-Type": "text/plain"}, _INJECTED.encode()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class FaultProxy:
     """A reverse proxy in a background thread; use as a context manager.
 
-    ``counts`` (a ``Counter``) tallies ``requests``, ``sends``, ``forwarded``, ``throttle``,
-    ``server_error`` and ``response_lost``.
+    ``upstream``: the origin (or any URL on it) AWS requests go to (moto).
+    ``webhook_upstream``: the same for the webhook receiver; webhook requests go to
+    ``upstream`` when it is None. Paths are kept: a request for ``<proxy>/p`` goes to
+    ``<upstream>/p`` (:meth:`proxied` makes the URL to configure).
     """
 
-    def __init__(self, upstream: str, plan: FaultPlan, *, lifetime_s: float = 900.0) -> None:
-        self.upstream = upstream.rstrip("/")
+    def __init__(
+        self,
+        upstream: str,
+        plan: FaultPlan,
+        *,
+        webhook_upstream: str | None = None,
+        lifetime_s: float = 900.0,
+    ) -> None:
+        self.upstream = _origin(upstream)
+        self.webhook_upstream = _origin(webhook_upstream) if webhook_upstream else self.upstream
         self.plan = plan
         self.lifetime_s = lifetime_s
         self.counts: Counter[str] = Counter()
-        self._rng = random.Random(plan.seed)
+        seed = plan.seed
+        self._draws = {t: random.Random(seed if t == "ses" else f"{seed}/{t}") for t in TARGETS}
+        self._shapes = {t: random.Random(f"{seed}/{t}/shape") for t in TARGETS}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -134,6 +242,28 @@ class FaultProxy:
         self._sock: socket.socket | None = None
         self._stop_event: asyncio.Event = asyncio.Event()
         self.url = ""
+
+    def webhooks_to(self, receiver_url: str) -> str:
+        """Forward webhook requests to ``receiver_url``'s origin from now on; returns the URL
+        to configure in its place (for a receiver started after the proxy)."""
+        self.webhook_upstream = _origin(receiver_url)
+        return self.proxied(receiver_url)
+
+    def proxied(self, url: str) -> str:
+        """``url`` (on an upstream) with its origin replaced by the proxy's."""
+        parts = urlsplit(url)
+        rest = parts.path + (f"?{parts.query}" if parts.query else "")
+        return self.url + rest
+
+    @staticmethod
+    def key(target: Target, name: str) -> str:
+        """The ``counts`` key of ``name`` for ``target`` (plain for SES)."""
+        return name if target == "ses" else f"{target}.{name}"
+
+    def by_target(self) -> dict[str, dict[str, int]]:
+        """``{"ses": {"sends": .., "throttle": .., ...}, "sns": {...}, "webhook": {...}}``."""
+        names = ("sends", *FAULTS)
+        return {t: {n: self.counts[self.key(t, n)] for n in names} for t in TARGETS}
 
     # ---- lifecycle
 
@@ -194,7 +324,7 @@ class FaultProxy:
         assert self._sock is not None
         try:
             await runner.setup()
-            await web.SockSite(runner, self._sock).start()
+            await web.SockSite(runner, self._sock, backlog=1024).start()
             self._ready.set()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), self.lifetime_s)
@@ -202,10 +332,10 @@ class FaultProxy:
             await runner.cleanup()
             await session.close()
 
-    def _draw(self) -> Fault | None:
+    def _draw(self, target: Target) -> Fault | None:
         plan = self.plan
         with self._lock:
-            r = self._rng.random()
+            r = self._draws[target].random()
         if r < plan.throttle_rate:
             return "throttle"
         if r < plan.throttle_rate + plan.server_error_rate:
@@ -214,24 +344,38 @@ class FaultProxy:
             return "response_lost"
         return None
 
+    def _answer(self, target: Target, fault: Fault, path: str) -> Answer:
+        shape = self._shapes[target]
+        with self._lock:
+            if target == "sns":
+                return _sns_answer(fault, shape)
+            if target == "webhook":
+                return _webhook_answer(fault, shape)
+            return _ses_answer(fault, path.startswith("/v2/"), shape)
+
     async def _handle(self, request: Any, session: Any) -> web.StreamResponse:
         from aiohttp import web
 
         body = await request.read()
         path = request.path
         self.counts["requests"] += 1
-        send = is_send_request(request.method, path, body)
-        if send:
-            self.counts["sends"] += 1
-        fault = self._draw() if (send or not self.plan.sends_only) else None
-        if fault in ("throttle", "server_error"):
+        target = send_target(request.method, path, request.headers, body)
+        if target is not None:
+            self.counts[self.key(target, "sends")] += 1
+        fault: Fault | None = None
+        if target is not None and target in self.plan.targets:
+            fault = self._draw(target)
+        elif target is None and not self.plan.sends_only:
+            target, fault = "ses", self._draw("ses")  # SES shapes, as before
+        if target is not None and fault in ("throttle", "server_error"):
             assert fault is not None
-            self.counts[fault] += 1
-            status, headers, payload = _error_response(fault, path.startswith("/v2/"), self._rng)
+            self.counts[self.key(target, fault)] += 1
+            status, headers, payload = self._answer(target, fault, path)
             return web.Response(status=status, headers=headers, body=payload)
+        base = self.webhook_upstream if request.headers.get("webhook-id") else self.upstream
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         async with session.request(
-            request.method, self.upstream + request.path_qs, headers=headers, data=body
+            request.method, base + request.path_qs, headers=headers, data=body
         ) as upstream:
             payload = await upstream.read()
             status = upstream.status
@@ -239,8 +383,8 @@ class FaultProxy:
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
             }
         self.counts["forwarded"] += 1
-        if fault == "response_lost":
-            self.counts["response_lost"] += 1
+        if target is not None and fault == "response_lost":
+            self.counts[self.key(target, fault)] += 1
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing more to say on a dropped connection
@@ -252,4 +396,12 @@ def sesv2_endpoint(url: str) -> Iterator[None]:
     """Route every botocore/aiobotocore SES client created inside the block to ``url``
     (``AWS_ENDPOINT_URL_SESV2`` and ``AWS_ENDPOINT_URL_SES``)."""
     with patched_environ({"AWS_ENDPOINT_URL_SESV2": url, "AWS_ENDPOINT_URL_SES": url}):
+        yield
+
+
+@contextmanager
+def sns_endpoint(url: str) -> Iterator[None]:
+    """Route every botocore/aiobotocore SNS client created inside the block to ``url``
+    (``AWS_ENDPOINT_URL_SNS``): the SMS and push channels' ``Publish``."""
+    with patched_environ({"AWS_ENDPOINT_URL_SNS": url}):
         yield
