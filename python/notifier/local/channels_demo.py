@@ -61,6 +61,8 @@ class DemoChannels:
     send_rate: float = 1000.0
     devices: dict[int, list[str]] = field(default_factory=dict)
     receiver: Any = None
+    #: A ``FaultProxy`` that webhooks go through (``--throttle-rate`` etc.); None: direct.
+    fault_proxy: Any = None
     config_path: Path | None = None
 
     @property
@@ -104,7 +106,10 @@ class DemoChannels:
                 parts.append('origination_identity = "Notifier"')
             elif name == "webhook":
                 assert self.receiver is not None
-                parts.append(f'url = "{self.receiver.url}"')
+                url = self.receiver.url
+                if self.fault_proxy is not None:
+                    url = self.fault_proxy.webhooks_to(url)
+                parts.append(f'url = "{url}"')
                 parts.append('allowed_hosts = ["127.0.0.1"]')
                 parts.append(f'secret = "env:{SECRET_ENV}"')
             parts.append("")

@@ -128,7 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="stop after this many invocations (guards against a poison record)",
     )
-    faults = parser.add_argument_group("fault injection into SES (a reverse proxy)")
+    faults = parser.add_argument_group(
+        "fault injection into SES, SNS and webhooks (a reverse proxy)"
+    )
     faults.add_argument(
         "--throttle-rate",
         type=_probability,
@@ -458,6 +460,20 @@ def _run_pipeline(
         embedded=embedded,
         send_rate=args.send_rate,
     )
+    proxy = None
+    if args.throttle_rate or args.error_rate or args.lost_rate:
+        from notifier.local.faults import FaultPlan, FaultProxy, sesv2_endpoint, sns_endpoint
+
+        plan = FaultPlan(
+            throttle_rate=args.throttle_rate,
+            server_error_rate=args.error_rate,
+            response_lost_rate=args.lost_rate,
+            seed=args.fault_seed,
+        )
+        proxy = stack.enter_context(FaultProxy(endpoint_url, plan))
+        stack.enter_context(sesv2_endpoint(proxy.url))
+        stack.enter_context(sns_endpoint(proxy.url))
+        demo_channels.fault_proxy = proxy  # webhooks too: setup() writes the proxied URL
     if demo_channels.extra:
         progress.show("channels", 0, 1, ", ".join(demo_channels.channels), force=True)
         stack.enter_context(patched_environ(demo_channels.setup(stack)))
@@ -470,18 +486,6 @@ def _run_pipeline(
             }
         )
     )
-    proxy = None
-    if args.throttle_rate or args.error_rate or args.lost_rate:
-        from notifier.local.faults import FaultPlan, FaultProxy, sesv2_endpoint
-
-        plan = FaultPlan(
-            throttle_rate=args.throttle_rate,
-            server_error_rate=args.error_rate,
-            response_lost_rate=args.lost_rate,
-            seed=args.fault_seed,
-        )
-        proxy = stack.enter_context(FaultProxy(endpoint_url, plan))
-        stack.enter_context(sesv2_endpoint(proxy.url))
 
     existing = _count_items(resources.events_table)
     emails_before = _emails_sent()
@@ -688,13 +692,16 @@ def format_summary(s: Mapping[str, Any]) -> str:
         )
     if s.get("faults"):
         f = s["faults"]
-        rows.append(
-            (
-                "faults injected",
-                f"{f.get('throttle', 0)} throttled, {f.get('server_error', 0)} 5xx, "
-                f"{f.get('response_lost', 0)} lost of {f.get('sends', 0)} sends",
-            )
-        )
+        for label, p in (("SES", ""), ("SNS", "sns."), ("webhooks", "webhook.")):
+            if f.get(f"{p}sends"):
+                rows.append(
+                    (
+                        f"faults injected ({label})",
+                        f"{f.get(p + 'throttle', 0)} throttled, "
+                        f"{f.get(p + 'server_error', 0)} 5xx, "
+                        f"{f.get(p + 'response_lost', 0)} lost of {f.get(p + 'sends', 0)} sends",
+                    )
+                )
     rows += [
         (
             "elapsed",
