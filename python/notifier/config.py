@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +29,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "Delivery",
+    "PreferencesConfig",
     "Route",
+    "UnsubscribeConfig",
     "load_config",
     "parse_config",
 ]
@@ -42,15 +44,20 @@ class ConfigError(ValueError):
     """The routing config cannot be used; the message names the source and the offending key."""
 
 
-UnknownOutcome = Literal["retry", "assume_sent"]
+UnknownOutcome = Literal["retry", "assume_sent", "reconcile"]
 MissingRecipient = Literal["auto", "skip", "dead_letter"]
 
 
 class Delivery(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Delivery policy. Defaults are production defaults; docs/EXACTLY-ONCE.md explains each."""
 
-    #: A send whose outcome is unknown: ``retry`` (at-least-once) or ``assume_sent`` (at-most-once).
+    #: A send whose outcome is unknown: ``retry`` (at-least-once), ``assume_sent``
+    #: (at-most-once) or ``reconcile`` (parked until SES's Send event settles it, else resent
+    #: after ``reconcile_seconds``; needs the SES event handler and the reconcile queue).
     unknown_outcome: UnknownOutcome = "retry"
+    #: ``reconcile``: how long an unknown send waits for its Send event before it is resent
+    #: (5-900 s: the reconcile queue's message delay).
+    reconcile_seconds: float = 120.0
     #: A claim's lease = the invocation's remaining time + this grace (seconds).
     lease_grace_seconds: float = 10.0
     #: DynamoDB TTL of ledger entries (seconds); must outlive the stream's 24 h retention.
@@ -83,6 +90,30 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     sender: str = ""
     #: Dotted path of the dedup key; the stream record's eventID when absent from the image.
     dedup_key: str = "event_id"
+    #: What a user opts out of (preferences, unsubscribe links); empty means the event type.
+    category: str = ""
+
+
+class PreferencesConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``[preferences]``: read users' opt-outs and suppressed addresses per batch."""
+
+    enabled: bool = False
+    #: Dotted path of the user id in the image (the preferences table's ``USER#<id>``).
+    user_id_path: str = "user.id"
+
+
+class UnsubscribeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``[unsubscribe]``: a signed one-click unsubscribe link per notification (RFC 8058)."""
+
+    #: The unsubscribe endpoint (the SAM template's function URL); empty: no links.
+    base_url: str = ""
+    #: Secret reference of the signing key(s): ``env:NAME``, ``ssm:/path``,
+    #: ``secretsmanager:<id>[#key]``.
+    key: str = "env:NOTIFIER_UNSUBSCRIBE_KEY"
+    #: Optional ``mailto:`` fallback in ``List-Unsubscribe``.
+    mailto: str = ""
+    #: How long a link stays valid.
+    ttl_days: int = 30
 
 
 class _Document(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -90,6 +121,8 @@ class _Document(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     channels: dict[str, dict[str, Any]]
     event_type_path: str = "event_type"
     delivery: Delivery = msgspec.field(default_factory=Delivery)
+    preferences: PreferencesConfig = msgspec.field(default_factory=PreferencesConfig)
+    unsubscribe: UnsubscribeConfig = msgspec.field(default_factory=UnsubscribeConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +135,14 @@ class Config:
     channels: Mapping[str, Mapping[str, Any]]
     routes: tuple[Route, ...]
     lookup: Mapping[tuple[str, str], tuple[Route, ...]]
+    preferences: PreferencesConfig = field(default_factory=PreferencesConfig)
+    unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
 
     def template_for(self, route: Route, event_type: str) -> str:
         return route.template or event_type
+
+    def category_for(self, route: Route, event_type: str) -> str:
+        return route.category or event_type
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -141,6 +179,17 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
         errors.append("delivery: need 0 <= base_delay_ms <= max_delay_ms")
     if d.deadline_margin_ms < 0:
         errors.append("delivery.deadline_margin_ms must be >= 0")
+    if not 5 <= d.reconcile_seconds <= 900:
+        errors.append("delivery.reconcile_seconds must be between 5 and 900 (an SQS delay)")
+    if doc.preferences.enabled and not doc.preferences.user_id_path:
+        errors.append("preferences.user_id_path must be a non-empty dotted path")
+    u = doc.unsubscribe
+    if u.base_url and not u.base_url.startswith("https://"):
+        errors.append("unsubscribe.base_url must be an https:// URL (RFC 8058 one-click)")
+    if u.mailto and not u.mailto.startswith("mailto:"):
+        errors.append("unsubscribe.mailto must start with mailto:")
+    if u.ttl_days < 1:
+        errors.append("unsubscribe.ttl_days must be >= 1")
     if not doc.event_type_path:
         errors.append("event_type_path must not be empty")
     for name, options in doc.channels.items():
@@ -180,6 +229,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
         channels={k: dict(v) for k, v in doc.channels.items()},
         routes=tuple(doc.routes),
         lookup={k: tuple(v) for k, v in lookup.items()},
+        preferences=doc.preferences,
+        unsubscribe=doc.unsubscribe,
     )
 
 

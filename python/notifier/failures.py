@@ -119,8 +119,11 @@ class FailureQueue:
         queue_name: str = "notifier-failures",
         backoff: Backoff | None = None,
         call_timeout_s: float = _CALL_TIMEOUT_S,
+        delay_seconds: int = 0,
     ) -> None:
         self.client = client
+        #: SQS ``DelaySeconds`` of every message (the reconcile queue's wait, up to 900).
+        self.delay_seconds = max(0, min(900, int(delay_seconds)))
         self.queue_url = queue_url
         self.queue_name = queue_name
         self.backoff = backoff or Backoff(max_attempts=5, base_s=0.02, cap_s=1.0)
@@ -200,6 +203,7 @@ class FailureQueue:
                             "StringValue": (failures[i].channel or "-")[:256],
                         },
                     },
+                    **({"DelaySeconds": self.delay_seconds} if self.delay_seconds else {}),
                 }
                 for i in todo
             ]

@@ -53,6 +53,7 @@ __all__ = [
     "PENDING",
     "SENDING",
     "SENT",
+    "SKIPPED",
     "UNKNOWN",
     "ClaimResult",
     "ClaimStatus",
@@ -68,6 +69,9 @@ PENDING, SENDING, SENT, FAILED = "PENDING", "SENDING", "SENT", "FAILED"
 #: ``unknown_outcome = "reconcile"``: the send's outcome is unknown; SES's Send event (or,
 #: after ``reconcile_by``, a resend) settles it.
 UNKNOWN = "UNKNOWN"
+#: Never sent because the user opted out or the address is suppressed (final).
+SKIPPED = "SKIPPED"
+_FINAL = frozenset({SENT, FAILED, SKIPPED})
 _BATCH_WRITE_MAX = 25
 _MAX_REASON_BYTES = 300
 #: Ledger keys longer than this (UTF-8 bytes) are hashed (:func:`ledger_key`): DynamoDB allows
@@ -89,8 +93,9 @@ _RETRYABLE = frozenset(
 )
 
 _CLAIM = (
-    "attribute_not_exists(pk) OR #o = :owner"
+    "attribute_not_exists(pk) OR (#o = :owner AND #s <> :unknown)"
     " OR (lease_expires_at < :now AND #s IN (:pending, :takeover))"
+    " OR (#s = :unknown AND reconcile_by < :now)"
 )
 
 
@@ -109,6 +114,8 @@ class ClaimStatus(enum.Enum):
     UNKNOWN_PRIOR = "unknown_prior"
     #: DynamoDB refused this item for what it is (``ValidationException``): never claimable.
     REJECTED = "rejected"
+    #: Parked UNKNOWN (policy "reconcile") until ``reconcile_by``: the reconcile queue owns it.
+    RECONCILING = "reconciling"
     #: The ledger could not be written (after retries, or the deadline): transient.
     ERROR = "error"
 
@@ -122,6 +129,8 @@ class ClaimResult:
     code: str | None = None
     #: ERROR only: the last attempt got no answer, so the claim may have been written.
     uncertain: bool = False
+    #: RECONCILING: when the parked send may be resent (epoch seconds).
+    reconcile_by: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +275,7 @@ class Ledger:
                 "ExpressionAttributeValues": {
                     ":pending": {"S": PENDING},
                     ":takeover": {"S": SENDING if takeover_unknown else PENDING},
+                    ":unknown": {"S": UNKNOWN},
                     ":owner": {"S": owner},
                     ":now": _n(now),
                 },
@@ -310,10 +320,18 @@ class Ledger:
         if not isinstance(item, dict):
             return None
         state = item.get("state", {}).get("S")
-        if state in (SENT, FAILED):
+        if state in _FINAL:
             return ClaimResult(
                 ClaimStatus.DUPLICATE, state=state, message_id=item.get("message_id", {}).get("S")
             )
+        if state == UNKNOWN:
+            try:
+                until = float(item.get("reconcile_by", {}).get("N", "0"))
+            except ValueError:
+                until = 0.0
+            if until >= now:
+                return ClaimResult(ClaimStatus.RECONCILING, state=state, reconcile_by=until)
+            return None
         try:
             lease = float(item.get("lease_expires_at", {}).get("N", "0"))
         except ValueError:
@@ -403,6 +421,63 @@ class Ledger:
                     return True  # never written, or not ours
                 if not await self.backoff.wait(attempt, deadline):
                     return False
+
+    async def park_unknown(
+        self,
+        key: str,
+        *,
+        owner: str,
+        reconcile_by: float,
+        deadline: Deadline,
+        prior_expired: bool = False,
+    ) -> str | None:
+        """Policy "reconcile": turn our SENDING claim (or, ``prior_expired``, a dead owner's
+        expired one) into UNKNOWN until ``reconcile_by``. Returns the state the key is in
+        afterwards: ``UNKNOWN``; ``SENT`` when SES's Send event got there first (the send is
+        proven); another state when the key moved on; ``None`` when the ledger did not answer
+        (the caller reports the record, which comes back)."""
+        now = self.clock()
+        if prior_expired:
+            condition = "#s = :sending AND lease_expires_at < :now"
+            values: dict[str, Any] = {":sending": {"S": SENDING}, ":now": _n(now)}
+        else:
+            condition = "#s = :sending AND #o = :owner"
+            values = {":sending": {"S": SENDING}, ":owner": {"S": owner}}
+        attempt = 0
+        while True:
+            attempt += 1
+            self.write_units += 1
+            try:
+                await self._call(
+                    "PutItem",
+                    self.client.put_item,
+                    deadline,
+                    TableName=self.table,
+                    Item={
+                        "pk": {"S": key},
+                        "state": {"S": UNKNOWN},
+                        "owner": {"S": owner},
+                        "outcome": {"S": "unknown"},
+                        "reconcile_by": _n(reconcile_by),
+                        "lease_expires_at": _n(reconcile_by),
+                        "finished_at": _n(now),
+                        "expires_at": {"N": str(int(now) + self.ttl_seconds)},
+                    },
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={
+                        "#s": "state",
+                        **({} if prior_expired else {"#o": "owner"}),
+                    },
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return UNKNOWN
+            except Exception as exc:
+                if _error_code(exc) == "ConditionalCheckFailedException":
+                    old = getattr(exc, "response", {}).get("Item") or {}
+                    return str(old.get("state", {}).get("S") or "absent")
+                if not await self.backoff.wait(attempt, deadline):
+                    return None
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The ledger item for ``key`` as plain strings (for tests and operators)."""

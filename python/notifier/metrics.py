@@ -54,8 +54,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "in_flight": ("InFlight", "Count"),
     "expiring_parked": ("ExpiringParked", "Count"),
     "no_recipient": ("NoRecipient", "Count"),
+    "opted_out": ("OptedOut", "Count"),
+    "suppressed": ("Suppressed", "Count"),
+    "reconciling": ("Reconciling", "Count"),
+    "reconciled": ("Reconciled", "Count"),
     "retries": ("Retries", "Count"),
     "write_units": ("LedgerWriteUnits", "Count"),
+    "read_units": ("PreferenceReadUnits", "Count"),
 }
 LATENCY = ("BatchLatency", "Milliseconds")
 RECORD_AGE = ("RecordAge", "Seconds")
@@ -68,6 +73,9 @@ ROUTE_METRICS: dict[str, tuple[str, str]] = {
     "failed_permanent": ("FailedPermanent", "Count"),
     "failed_transient": ("FailedTransient", "Count"),
     "unknown_outcomes": ("UnknownOutcomes", "Count"),
+    "opted_out": ("OptedOut", "Count"),
+    "suppressed": ("Suppressed", "Count"),
+    "reconciling": ("Reconciling", "Count"),
     "retries": ("Retries", "Count"),
 }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from notifier.ledger import (
     PENDING,
     SENDING,
     SENT,
+    SKIPPED,
+    UNKNOWN,
     ClaimResult,
     ClaimStatus,
     Commit,
@@ -60,8 +63,13 @@ STAT_KEYS = (
     "account_faults",
     "expiring_parked",
     "no_recipient",
+    "opted_out",
+    "suppressed",
+    "reconciling",
+    "reconciled",
     "retries",
     "write_units",
+    "read_units",
 )
 #: The counters kept per (channel, event type) as well: notifications, not records.
 ROUTE_STAT_KEYS = (
@@ -72,6 +80,9 @@ ROUTE_STAT_KEYS = (
     "failed_permanent",
     "failed_transient",
     "unknown_outcomes",
+    "opted_out",
+    "suppressed",
+    "reconciling",
     "retries",
 )
 
@@ -184,6 +195,12 @@ class _Batch:
     alarms: dict[tuple[str, str], int] = field(default_factory=dict)
     #: (channel, event type) -> counters (ROUTE_STAT_KEYS)
     routes: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    #: unknown sends parked for reconciliation, to put on the reconcile queue
+    reconcile: list[Notification] = field(default_factory=list)
+    #: this batch comes from the reconcile queue (a parked send not yet due stays there)
+    reconcile_run: bool = False
+    #: ledger key -> per-message headers (one-click unsubscribe)
+    headers: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def count(self, key: str, channel: str | None, event_type: str | None, n: int = 1) -> None:
         """Add ``n`` to a batch counter and to its (channel, event type) breakdown."""
@@ -224,6 +241,17 @@ class Pipeline:
     #: Called once per batch with ``(stats, seconds, routes=..., record_age_s=...)``: a
     #: :class:`notifier.metrics.EmfWriter`.
     metrics: Callable[..., None] | None = None
+    #: ``[preferences]``: a ``notifier.preferences.PreferencesStore`` read once per batch.
+    preferences: Any = None
+    #: ``[unsubscribe]``: ``(user id, category, channel) -> (url, headers)``.
+    unsubscribe_links: Callable[[str, str, str], tuple[str, tuple[tuple[str, str], ...]]] | None = (
+        None
+    )
+    #: ``(notification) -> provider tags`` (SES EmailTags naming the ledger key, user, category).
+    tagger: Callable[[Notification], tuple[tuple[str, str], ...]] | None = None
+    #: ``unknown_outcome = "reconcile"``: where parked unknown sends wait (an SQS queue whose
+    #: messages are delayed by ``reconcile_seconds``; consumed by ``notifier.reconcile``).
+    reconcile_queue: FailureQueue | None = None
     _router: Router = field(init=False)
     _batches: int = field(default=0, init=False)
     _breakers: dict[str, Breaker] = field(default_factory=dict, init=False)
@@ -259,9 +287,13 @@ class Pipeline:
             stats=dict.fromkeys(STAT_KEYS, 0),
         )
 
-    async def run(self, event: Any, context: Any) -> BatchReport:
+    async def run(self, event: Any, context: Any, *, reconcile_run: bool = False) -> BatchReport:
+        """Handle one batch. ``reconcile_run``: the records come from the reconcile queue
+        (a parked send not yet due is reported, so its message comes back later)."""
         batch = self._start(context)
+        batch.reconcile_run = reconcile_run
         units_before = self.ledger.write_units
+        reads_before = float(getattr(self.preferences, "read_units", 0.0))
         started = time.monotonic()
         decoded = self.decode(event)
         n_records = batch.stats["records"] = len(decoded)
@@ -274,6 +306,8 @@ class Pipeline:
             to_send = [n for n in owners.values() if isinstance(n, Notification)]
             owners.clear()
             slots = asyncio.Semaphore(max(1, self.max_concurrency))
+            if self.preferences is not None and to_send:
+                to_send = await self._apply_preferences(to_send, batch, slots)
             if poisons:
                 await asyncio.gather(*(self._claim_poison(p, batch, slots) for p in poisons))
             size = max(1, self.chunk_size)
@@ -287,11 +321,15 @@ class Pipeline:
                     *(self._claim_poison(p, batch, slots) for p in bad),
                 )
                 del ready  # its records and rendered bodies go now
+            if batch.reconcile:
+                await self._queue_for_reconcile(batch)
             if batch.poisons or batch.expiring:
                 await self._dead_letter(batch)
         finally:
             await batch.writer.close()
         batch.stats["write_units"] = self.ledger.write_units - units_before
+        reads = float(getattr(self.preferences, "read_units", 0.0)) - reads_before
+        batch.stats["read_units"] = math.ceil(reads)
         batch.stats["failed_transient"] = len(batch.transient)
         self._log_summary(batch, time.monotonic() - started, record_age)
         failures = [s for i in sorted(batch.transient) if (s := batch.seq.get(i))]
@@ -342,12 +380,26 @@ class Pipeline:
     ) -> list[tuple[Notification, Any]]:
         """Render a chunk in one call (the GIL is released in Rust); failures go to
         ``poisons``. Notifications of channels that render nothing get ``None``."""
+        links = self.unsubscribe_links
+        if links is not None:
+            for n in chunk:
+                if n.user_id:
+                    n.unsubscribe_url, batch.headers[n.key] = links(
+                        n.user_id, n.category, n.channel
+                    )
         to_render = [n for n in chunk if n.template is not None]
+        extra: dict[str, Any] = {}
+        if links is not None:
+            extra["notifications"] = [
+                {"unsubscribe_url": n.unsubscribe_url} if n.unsubscribe_url else None
+                for n in to_render
+            ]
         rendered = iter(
             self.render(
                 [n.record for n in to_render],
                 [n.template for n in to_render if n.template is not None],
                 [n.locale for n in to_render],
+                **extra,
             )
             if to_render
             else ()
@@ -460,6 +512,8 @@ class Pipeline:
             locale=n.locale,
             event_type=n.event_type,
             record=n.record,
+            headers=batch.headers.get(n.key, ()),
+            tags=self.tagger(n) if self.tagger is not None else (),
         )
         result = await channel.send(msg, batch.work, reserved=True)
         if result.attempts > 1:  # throttles, 5xx and (under "retry") unknowns, retried here
@@ -480,6 +534,18 @@ class Pipeline:
             batch.stats["in_flight"] += 1
             batch.count_route("failed_transient", n.channel, n.event_type)
             batch.transient.add(n.index)
+        elif claim.status is ClaimStatus.RECONCILING:
+            if batch.reconcile_run:
+                # Not due yet: the reconcile queue's message comes back after its timeout.
+                batch.count_route("failed_transient", n.channel, n.event_type)
+                batch.transient.add(n.index)
+            else:
+                # Parked by an earlier delivery: make sure it is on the reconcile queue (the
+                # ledger makes a second message harmless), then the stream may move on.
+                batch.reconcile.append(n)
+        elif claim.status is ClaimStatus.UNKNOWN_PRIOR and self._reconciles:
+            # A dead owner may have sent it: let SES's Send event (or the clock) decide.
+            await self._park(n, batch, prior_expired=True)
         elif claim.status is ClaimStatus.UNKNOWN_PRIOR:
             # A dead owner may have sent it; policy "assume_sent": at most once.
             assert batch.writer is not None
@@ -500,6 +566,9 @@ class Pipeline:
         policy = self.config.delivery.unknown_outcome
         if outcome is Outcome.UNKNOWN:
             batch.count("unknown_outcomes", n.channel, n.event_type)
+        if outcome is Outcome.UNKNOWN and policy == "reconcile":
+            await self._park(n, batch, prior_expired=False)
+            return
         if outcome is Outcome.SENT or (outcome is Outcome.UNKNOWN and policy == "assume_sent"):
             if outcome is Outcome.SENT:
                 commit = Commit(n.key, SENT, message_id=result.message_id)
@@ -521,6 +590,93 @@ class Pipeline:
                 self._alarm(batch, n.channel, result.code or "AccountFault")
             await batch.writer.release(n.key)
             self._transient(n, batch, result.code or outcome.value)
+
+    @property
+    def _reconciles(self) -> bool:
+        return self.config.delivery.unknown_outcome == "reconcile"
+
+    async def _park(self, n: Notification, batch: _Batch, *, prior_expired: bool) -> None:
+        """Policy "reconcile": the send may have happened. Mark it UNKNOWN until
+        ``reconcile_seconds`` from now and queue the record for the reconcile run, which
+        resends it only if SES's Send event has not settled it by then."""
+        until = self.clock() + self.config.delivery.reconcile_seconds
+        state = await self.ledger.park_unknown(
+            n.key,
+            owner=batch.owner,
+            reconcile_by=until,
+            deadline=batch.final,
+            prior_expired=prior_expired,
+        )
+        if state == UNKNOWN:
+            batch.reconcile.append(n)
+        elif state == SENT:
+            batch.count("reconciled", n.channel, n.event_type)  # the Send event came first
+        else:  # no answer, or the key moved on: the record comes back and looks again
+            self._transient(n, batch, "ReconcilePark")
+
+    async def _queue_for_reconcile(self, batch: _Batch) -> None:
+        """Put the parked notifications' records on the reconcile queue (delayed)."""
+        if self.reconcile_queue is None:
+            # Without a queue nothing would ever settle them: keep them on the stream.
+            for n in batch.reconcile:
+                self._transient(n, batch, "NoReconcileQueue")
+            return
+        failures = [
+            _failure(
+                _poison(
+                    n,
+                    "UnknownOutcome",
+                    "the send's outcome is unknown: waiting for its SES Send event",
+                )
+            )
+            for n in batch.reconcile
+        ]
+        published = await self.reconcile_queue.publish(failures, batch.final)
+        for n, status in zip(batch.reconcile, published, strict=True):
+            if status is Published.OK:
+                batch.count("reconciling", n.channel, n.event_type)
+            else:  # comes back from the stream, finds UNKNOWN, is queued again
+                self._transient(n, batch, "ReconcileQueue")
+
+    async def _apply_preferences(
+        self, to_send: list[Notification], batch: _Batch, slots: asyncio.Semaphore
+    ) -> list[Notification]:
+        """Read the batch's users' preferences (one read per distinct user) and record the
+        opted-out and suppressed notifications as SKIPPED: never sent."""
+        users = {n.user_id for n in to_send if n.user_id}
+        try:
+            prefs = await self.preferences.get_many(users, batch.work) if users else {}
+        except Exception as exc:  # unknown preferences: never send, the records come back
+            code = str(getattr(exc, "code", None) or type(exc).__name__)
+            for n in to_send:
+                self._alarm(batch, "preferences", code)
+                self._transient(n, batch, "PreferencesUnavailable")
+            return []
+        keep: list[Notification] = []
+        skip: list[tuple[Notification, str]] = []
+        for n in to_send:
+            p = prefs.get(n.user_id) if n.user_id else None
+            decision = p.decision(n.category, n.channel, n.recipient) if p is not None else None
+            if decision is None:
+                keep.append(n)
+            else:
+                skip.append((n, str(decision)))
+
+        async def record(n: Notification, decision: str) -> None:
+            async with slots:
+                claim = await self._claim(n.key, batch, SKIPPED)
+            if claim is not None and claim.status in (ClaimStatus.CLAIMED, ClaimStatus.DUPLICATE):
+                batch.count(
+                    "suppressed" if decision == "suppressed" else "opted_out",
+                    n.channel,
+                    n.event_type,
+                )
+            else:
+                self._transient(n, batch, claim.code if claim else "LedgerPaused")
+
+        if skip:
+            await asyncio.gather(*(record(n, d) for n, d in skip))
+        return keep
 
     def _transient(self, n: Notification, batch: _Batch, code: str | None) -> None:
         """Report the record (it comes back), unless it is about to leave the stream."""

@@ -51,6 +51,13 @@ class Notification:
     locale: str | None
     sender: str
     event_type: str = ""
+    #: What the user opts out of (the route's category, else the event type).
+    category: str = ""
+    #: The user's id (``preferences.user_id_path``) when preferences or unsubscribe links
+    #: are configured.
+    user_id: str | None = None
+    #: The signed one-click unsubscribe link, set before rendering (``[unsubscribe]``).
+    unsubscribe_url: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +102,8 @@ class Router:
         self.channels = channels
         self._type_path = config.event_type_path
         self._lookup = config.lookup
+        wants_user = config.preferences.enabled or bool(config.unsubscribe.base_url)
+        self._user_path = config.preferences.user_id_path if wants_user else None
 
     def route(self, rec: Any) -> list[Notification | Poison | Skipped]:
         """The notifications ``rec`` asks for; empty when the record is not routed (skipped)."""
@@ -132,6 +141,8 @@ class Router:
         template = None if variant is None else (f"{base}:{variant}" if variant else base)
         locale = rec.get(route.locale)
         where = path or f"channels.{route.channel}"
+        user_id = _text(rec.get(self._user_path)) if self._user_path else None
+        category = self.config.category_for(route, event_type)
         items: list[Any] = list(raw) if fan_out and isinstance(raw, list) else [raw]
         for i, item in enumerate(items):
             recipient = channel.validate_recipient(item)
@@ -170,6 +181,8 @@ class Router:
                     locale=locale if isinstance(locale, str) and locale else None,
                     sender=route.sender,
                     event_type=event_type,
+                    category=category,
+                    user_id=user_id,
                 )
             )
 

@@ -68,6 +68,11 @@ class Message:
     #: The decoded ``notifier.ddb.StreamRecord`` (``.new_image``, ``.get("a.b")``,
     #: ``.approximate_creation_time``) for channels that send data rather than a rendering.
     record: Any = None
+    #: Headers for this message (``List-Unsubscribe``, ``List-Unsubscribe-Post``): email only.
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Provider tags naming the notification (SES ``EmailTags``: the ledger key, user and
+    #: category, so SES's events find their ledger entry).
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)

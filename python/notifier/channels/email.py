@@ -188,16 +188,23 @@ class EmailChannel(ConcurrentChannel):
             "Subject": {"Data": r.subject, "Charset": "UTF-8"},
             "Body": body,
         }
-        if self.options.list_unsubscribe:
+        if message.headers:
+            # Per-recipient one-click unsubscribe (RFC 8058), from the pipeline.
+            simple["Headers"] = [{"Name": n, "Value": v} for n, v in message.headers]
+        elif self.options.list_unsubscribe:
             simple["Headers"] = [
                 {"Name": "List-Unsubscribe", "Value": self.options.list_unsubscribe},
             ]
-        return {
+        request = {
             "FromEmailAddress": message.sender or self.options.sender or self.default_sender,
             "Destination": {"ToAddresses": [message.recipient]},
             "Content": {"Simple": simple},
             **self._static,
         }
+        if message.tags:
+            tags = [*self._static.get("EmailTags", ()), *_tags(message.tags)]
+            request["EmailTags"] = tags
+        return request
 
     async def send_one(self, message: Message) -> SendResult:
         if self.client is None:
@@ -208,6 +215,10 @@ class EmailChannel(ConcurrentChannel):
         except Exception as exc:
             return classify_exception(exc)
         return SendResult(Outcome.SENT, message_id=str(response.get("MessageId", "")))
+
+
+def _tags(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"Name": n, "Value": v} for n, v in tags]
 
 
 async def read_max_send_rate(client: Any) -> float | None:
