@@ -48,10 +48,23 @@ class Handler:
     def __call__(
         self, event: Mapping[str, Any] | bytes | str, context: Any = None
     ) -> dict[str, list[dict[str, str]]]:
+        return self.handle(event, context)
+
+    def handle(
+        self,
+        event: Mapping[str, Any] | bytes | str,
+        context: Any = None,
+        *,
+        reconcile_run: bool = False,
+    ) -> dict[str, list[dict[str, str]]]:
+        """Handle one batch; ``reconcile_run``: records from the reconcile queue
+        (``notifier.reconcile``)."""
         from notifier.pipeline import BatchFailedError
 
         try:
-            report = self._loop.run_until_complete(self.pipeline.run(event, context))
+            report = self._loop.run_until_complete(
+                self.pipeline.run(event, context, reconcile_run=reconcile_run)
+            )
         except BatchFailedError as exc:
             self._add(exc.stats, exc.routes)
             raise
@@ -215,6 +228,7 @@ async def _build(
             configuration_set=settings.configuration_set,
         )
         built[name] = await build_channel(ctx)
+    extras = await _deliverability(settings, config, stack, session, client_kwargs, ddb, sqs)
     return Pipeline(
         config=config,
         decode=decode,
@@ -229,7 +243,86 @@ async def _build(
         max_concurrency=settings.max_concurrency,
         expiry_guard_seconds=settings.expiry_guard_seconds,
         metrics=metrics_from_env(),
+        **extras,
     )
+
+
+async def _deliverability(
+    settings: Settings,
+    config: Any,
+    stack: AsyncExitStack,
+    session: Any,
+    client_kwargs: Mapping[str, Any],
+    ddb: Any,
+    sqs: Any,
+) -> dict[str, Any]:
+    """The pipeline's preferences store, unsubscribe links, SES tags and reconcile queue, as
+    the config asks for them (docs/DELIVERABILITY.md)."""
+    from notifier.config import ConfigError
+    from notifier.failures import FailureQueue
+    from notifier.ses_events import CATEGORY_TAG, KEY_TAG, USER_TAG, encode_tag
+
+    out: dict[str, Any] = {}
+    if config.preferences.enabled:
+        from notifier.preferences import PreferencesStore
+
+        out["preferences"] = PreferencesStore(ddb, settings.preferences_table)
+    unsub = config.unsubscribe
+    if unsub.base_url:
+        from notifier.secrets import SecretResolver
+        from notifier.unsubscribe import (
+            UnsubscribeTokens,
+            list_unsubscribe_headers,
+            unsubscribe_url,
+        )
+
+        resolver = SecretResolver(session=session, client_kwargs=dict(client_kwargs), clients={})
+        value = await resolver.resolve(unsub.key, "unsubscribe.key")
+        tokens = UnsubscribeTokens(
+            _signing_keys(value.reveal()), ttl_seconds=unsub.ttl_days * 86_400
+        )
+        mailto = unsub.mailto or None
+
+        def links(user_id: str, category: str, channel: str) -> tuple[str, Any]:
+            url = unsubscribe_url(unsub.base_url, tokens.sign(user_id, category, channel))
+            return url, tuple(list_unsubscribe_headers(url, mailto))
+
+        out["unsubscribe_links"] = links
+
+    def tagger(n: Any) -> tuple[tuple[str, str], ...]:
+        tags = [(KEY_TAG, encode_tag(n.key))]
+        for name, value in ((USER_TAG, n.user_id), (CATEGORY_TAG, n.category)):
+            if value and len(value.encode("utf-8", "surrogatepass")) <= 192:
+                tags.append((name, encode_tag(value)))
+        return tuple(tags)
+
+    out["tagger"] = tagger
+    if config.delivery.unknown_outcome == "reconcile":
+        if not settings.reconcile_queue_url:
+            raise ConfigError(
+                f"{config.source}: delivery.unknown_outcome = 'reconcile' needs "
+                "NOTIFIER_RECONCILE_QUEUE_URL (the delayed queue unknown sends wait on)"
+            )
+        out["reconcile_queue"] = FailureQueue(
+            sqs,
+            queue_url=settings.reconcile_queue_url,
+            delay_seconds=int(config.delivery.reconcile_seconds),
+        )
+    return out
+
+
+def _signing_keys(text: str) -> list[bytes]:
+    """Space-separated base64 keys (the first signs, all verify)."""
+    import base64
+    import binascii
+
+    keys: list[bytes] = []
+    for part in text.split():
+        try:
+            keys.append(base64.b64decode(part, validate=True))
+        except (binascii.Error, ValueError):
+            keys.append(part.encode())
+    return keys
 
 
 def _hot_path(settings: Settings) -> tuple[Any, Any]:

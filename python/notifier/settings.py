@@ -21,6 +21,11 @@ names of the resources and the knobs an operator sets per deployment:
   (default 72000 = 20 h).
 - ``NOTIFIER_SES_CONFIGURATION_SET``: default SES configuration set of email channels (a
   channel's own ``configuration_set`` option wins).
+- ``NOTIFIER_PREFERENCES_TABLE``: the users' preferences and suppressions (default
+  ``notifier-preferences``), read when the config enables ``[preferences]``.
+- ``NOTIFIER_RECONCILE_QUEUE_URL``: the delayed queue where ``unknown_outcome = "reconcile"``
+  parks unknown sends (required by that policy).
+- ``NOTIFIER_UNSUBSCRIBE_KEY``: the default secret reference of ``[unsubscribe] key``.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class Settings:
     configuration_set: str | None = None
     #: Age (seconds) past which a transiently failing record is parked on the failure queue.
     expiry_guard_seconds: float = 72_000.0
+    preferences_table: str = "notifier-preferences"
+    reconcile_queue_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.aws_clients not in AWS_CLIENT_MODES:
@@ -119,4 +126,6 @@ class Settings:
             aws_clients=(env.get("NOTIFIER_AWS_CLIENTS") or "fast").strip().lower(),
             configuration_set=env.get("NOTIFIER_SES_CONFIGURATION_SET") or None,
             expiry_guard_seconds=guard,
+            preferences_table=env.get("NOTIFIER_PREFERENCES_TABLE") or "notifier-preferences",
+            reconcile_queue_url=env.get("NOTIFIER_RECONCILE_QUEUE_URL") or None,
         )

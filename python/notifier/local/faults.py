@@ -50,7 +50,7 @@ import socket
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -225,7 +225,12 @@ class FaultProxy:
         *,
         webhook_upstream: str | None = None,
         lifetime_s: float = 900.0,
+        send_observer: Callable[[bytes, bytes | None, int], object] | None = None,
     ) -> None:
+        #: Called (in a worker thread) with every SES send forwarded upstream, its answer and
+        #: status, whether or not the answer then reaches the caller: the local emulation of
+        #: SES event publishing (``notifier.local.ses_event_emulator``) hangs here.
+        self.send_observer = send_observer
         self.upstream = _origin(upstream)
         self.webhook_upstream = _origin(webhook_upstream) if webhook_upstream else self.upstream
         self.plan = plan
@@ -383,6 +388,8 @@ class FaultProxy:
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
             }
         self.counts["forwarded"] += 1
+        if target == "ses" and self.send_observer is not None:
+            await asyncio.to_thread(self.send_observer, body, payload, status)
         if target is not None and fault == "response_lost":
             self.counts[self.key(target, fault)] += 1
             if request.transport is not None:
