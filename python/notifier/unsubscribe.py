@@ -11,8 +11,10 @@ category on that channel, and nothing else.
 
 **Keys.** ``NOTIFIER_UNSUBSCRIBE_KEY`` is a secret reference (``env:NAME``, ``ssm:/path``,
 ``secretsmanager:<id>[#field]``, see :mod:`notifier.secrets`) whose value is one or more keys
-separated by spaces, newest first; each key is at least 32 random bytes, base64 (standard or
-URL-safe alphabet, padding optional). Make one with
+separated by spaces, newest first (the variable may also hold the keys themselves, as the
+pipeline's default ``[unsubscribe] key = "env:NOTIFIER_UNSUBSCRIBE_KEY"`` reads it; a
+reference is never mistaken for a key, ``:`` not being base64); each key is at least 32
+random bytes, base64 (standard or URL-safe alphabet, padding optional). Make one with
 ``python -c "import notifier.unsubscribe as u; print(u.generate_key())"``.
 
 **Headers.** :func:`list_unsubscribe_headers` gives ``List-Unsubscribe: <https://...>`` (plus
@@ -83,6 +85,7 @@ __all__ = [
     "UnsubscribeTokens",
     "build_unsubscribe_handler",
     "generate_key",
+    "keys_from_setting",
     "lambda_handler",
     "list_unsubscribe_headers",
     "load_keys",
@@ -100,6 +103,7 @@ _CONTEXT = b"notifier-unsubscribe.v1."
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_BODY_BYTES = 64 * 1024
 _ONE_CLICK = ("List-Unsubscribe", "One-Click")
+_REFERENCE = re.compile(r"(env|ssm|secretsmanager):")
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -265,9 +269,23 @@ def parse_keys(text: str, where: str = "NOTIFIER_UNSUBSCRIBE_KEY") -> list[bytes
 async def load_keys(
     resolver: SecretResolver, reference: str, where: str = "NOTIFIER_UNSUBSCRIBE_KEY"
 ) -> list[bytes]:
-    """The keys a secret reference names (:func:`parse_keys` of its value)."""
-    value = await resolver.resolve(reference, where)
-    return parse_keys(value.reveal(), where)
+    """The keys a secret reference names (:func:`parse_keys` of its value). A value that is
+    itself a reference is followed once, so ``env:NOTIFIER_UNSUBSCRIBE_KEY`` works whether
+    that variable holds the keys or names where they live (``ssm:/notifier/unsubscribe``)."""
+    value = (await resolver.resolve(reference, where)).reveal().strip()
+    if _REFERENCE.match(value):
+        value = (await resolver.resolve(value, where)).reveal().strip()
+    return parse_keys(value, where)
+
+
+async def keys_from_setting(
+    resolver: SecretResolver, value: str, where: str = "NOTIFIER_UNSUBSCRIBE_KEY"
+) -> list[bytes]:
+    """The keys of a setting that holds either a secret reference or the keys themselves
+    (unambiguous: ``:`` is not in the base64 alphabet)."""
+    if _REFERENCE.match(value.strip()):
+        return await load_keys(resolver, value.strip(), where)
+    return parse_keys(value, where)
 
 
 # -- mail headers -----------------------------------------------------------------------------
@@ -697,7 +715,7 @@ async def _build(
                 "(env:NAME, ssm:/path or secretsmanager:<id>[#field])"
             )
         resolver = SecretResolver(session=session, client_kwargs=client_kwargs, clients=clients)
-        keys = await load_keys(resolver, settings.unsubscribe_key)
+        keys = await keys_from_setting(resolver, settings.unsubscribe_key)
     tokens = UnsubscribeTokens(keys, clock=clock)
     ddb = clients.get("dynamodb")
     if ddb is None and settings.aws_clients == "fast":

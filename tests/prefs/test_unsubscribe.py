@@ -199,6 +199,29 @@ def test_keys_from_ssm(aws: str) -> None:
     assert asyncio.run(scenario()) == [KEY_B, KEY_A]
 
 
+def test_keys_through_an_env_variable_naming_ssm(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN NOTIFIER_UNSUBSCRIBE_KEY naming an SSM parameter (not holding the keys)
+    boto3.client("ssm").put_parameter(
+        Name="/notifier/unsubscribe", Value=b64(KEY_A), Type="SecureString"
+    )
+    monkeypatch.setenv("NOTIFIER_UNSUBSCRIBE_KEY", "ssm:/notifier/unsubscribe")
+
+    # WHEN the pipeline's default reference "env:NOTIFIER_UNSUBSCRIBE_KEY" is loaded, and the
+    # endpoint's setting (the variable's value) is read
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        from aiobotocore.session import get_session
+
+        resolver = SecretResolver(session=get_session(), client_kwargs={"region_name": "us-east-1"})
+        return (
+            await load_keys(resolver, "env:NOTIFIER_UNSUBSCRIBE_KEY"),
+            await unsub.keys_from_setting(resolver, "ssm:/notifier/unsubscribe"),
+            await unsub.keys_from_setting(resolver, f"{b64(KEY_B)} {b64(KEY_A)}"),
+        )
+
+    # THEN the reference is followed once to the key; raw keys are taken as they are
+    assert asyncio.run(scenario()) == ([KEY_A], [KEY_A], [KEY_B, KEY_A])
+
+
 # -- headers ----------------------------------------------------------------------------------
 
 
@@ -539,11 +562,10 @@ def test_a_missing_or_bad_key_stops_the_build(aws: str, monkeypatch: pytest.Monk
 def test_module_lambda_handler_is_built_once_from_the_environment(
     aws: str, monkeypatch: pytest.MonkeyPatch, sign: Callable[..., str]
 ) -> None:
-    # GIVEN the function's environment (table, key reference) and no handler built yet
+    # GIVEN the function's environment (table, the key itself) and no handler built yet
     create_preferences_table()
     monkeypatch.setenv("NOTIFIER_PREFERENCES_TABLE", PREFS)
-    monkeypatch.setenv("NOTIFIER_UNSUBSCRIBE_KEY", "env:TEST_UNSUBSCRIBE_KEYS")
-    monkeypatch.setenv("TEST_UNSUBSCRIBE_KEYS", b64(KEY_A))
+    monkeypatch.setenv("NOTIFIER_UNSUBSCRIBE_KEY", b64(KEY_A))  # the key itself
     monkeypatch.setattr(unsub, "_default", None)
     try:
         # WHEN Lambda invokes it twice
