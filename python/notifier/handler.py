@@ -273,14 +273,13 @@ async def _deliverability(
         from notifier.unsubscribe import (
             UnsubscribeTokens,
             list_unsubscribe_headers,
+            load_keys,
             unsubscribe_url,
         )
 
         resolver = SecretResolver(session=session, client_kwargs=dict(client_kwargs), clients={})
-        value = await resolver.resolve(unsub.key, "unsubscribe.key")
-        tokens = UnsubscribeTokens(
-            _signing_keys(value.reveal()), ttl_seconds=unsub.ttl_days * 86_400
-        )
+        keys = await load_keys(resolver, unsub.key, "unsubscribe.key")
+        tokens = UnsubscribeTokens(keys, ttl_seconds=unsub.ttl_days * 86_400)
         mailto = unsub.mailto or None
 
         def links(user_id: str, category: str, channel: str) -> tuple[str, Any]:
@@ -309,20 +308,6 @@ async def _deliverability(
             delay_seconds=int(config.delivery.reconcile_seconds),
         )
     return out
-
-
-def _signing_keys(text: str) -> list[bytes]:
-    """Space-separated base64 keys (the first signs, all verify)."""
-    import base64
-    import binascii
-
-    keys: list[bytes] = []
-    for part in text.split():
-        try:
-            keys.append(base64.b64decode(part, validate=True))
-        except (binascii.Error, ValueError):
-            keys.append(part.encode())
-    return keys
 
 
 def _hot_path(settings: Settings) -> tuple[Any, Any]:

@@ -665,12 +665,14 @@ class Pipeline:
         async def record(n: Notification, decision: str) -> None:
             async with slots:
                 claim = await self._claim(n.key, batch, SKIPPED)
-            if claim is not None and claim.status in (ClaimStatus.CLAIMED, ClaimStatus.DUPLICATE):
+            if claim is not None and claim.status is ClaimStatus.CLAIMED:
                 batch.count(
                     "suppressed" if decision == "suppressed" else "opted_out",
                     n.channel,
                     n.event_type,
                 )
+            elif claim is not None and claim.status is ClaimStatus.DUPLICATE:
+                batch.count("duplicates", n.channel, n.event_type)  # already final
             else:
                 self._transient(n, batch, claim.code if claim else "LedgerPaused")
 
