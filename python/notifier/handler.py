@@ -161,7 +161,7 @@ async def _build(
     from notifier.pipeline import Pipeline
     from notifier.retry import Backoff
 
-    config = load_config(settings.config_path)
+    config = with_overrides(load_config(settings.config_path), settings)
     delivery = config.delivery
     backoff = Backoff(
         max_attempts=delivery.max_attempts,
@@ -308,6 +308,33 @@ async def _deliverability(
             delay_seconds=int(config.delivery.reconcile_seconds),
         )
     return out
+
+
+def with_overrides(config: Any, settings: Settings) -> Any:
+    """The config with the deployment's environment overrides applied
+    (``NOTIFIER_UNKNOWN_OUTCOME``, ``NOTIFIER_UNSUBSCRIBE_BASE_URL``,
+    ``NOTIFIER_PREFERENCES_ENABLED``)."""
+    import dataclasses
+
+    import msgspec
+
+    from notifier.config import ConfigError
+
+    if settings.unknown_outcome:
+        delivery = msgspec.structs.replace(
+            config.delivery, unknown_outcome=settings.unknown_outcome
+        )
+        config = dataclasses.replace(config, delivery=delivery)
+    if settings.preferences_enabled is not None:
+        prefs = msgspec.structs.replace(config.preferences, enabled=settings.preferences_enabled)
+        config = dataclasses.replace(config, preferences=prefs)
+    if settings.unsubscribe_base_url:
+        url = settings.unsubscribe_base_url
+        if not url.startswith("https://"):
+            raise ConfigError(f"NOTIFIER_UNSUBSCRIBE_BASE_URL must be an https:// URL, got {url!r}")
+        unsub = msgspec.structs.replace(config.unsubscribe, base_url=url)
+        config = dataclasses.replace(config, unsubscribe=unsub)
+    return config
 
 
 def _hot_path(settings: Settings) -> tuple[Any, Any]:

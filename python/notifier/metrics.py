@@ -76,6 +76,7 @@ ROUTE_METRICS: dict[str, tuple[str, str]] = {
     "opted_out": ("OptedOut", "Count"),
     "suppressed": ("Suppressed", "Count"),
     "reconciling": ("Reconciling", "Count"),
+    "reconciled": ("Reconciled", "Count"),
     "retries": ("Retries", "Count"),
 }
 

@@ -83,6 +83,7 @@ ROUTE_STAT_KEYS = (
     "opted_out",
     "suppressed",
     "reconciling",
+    "reconciled",
     "retries",
 )
 
@@ -528,6 +529,10 @@ class Pipeline:
                 # that a later owner would take for a send (it would be lost under assume_sent).
                 await self.ledger.release_if_ours(n.key, owner=batch.owner, deadline=batch.final)
             self._transient(n, batch, claim.code if claim else "LedgerPaused")
+        elif claim.status is ClaimStatus.DUPLICATE and batch.reconcile_run:
+            # A parked send settled meanwhile: proven by SES's Send event (or resent by
+            # another delivery of its record).
+            batch.count("reconciled", n.channel, n.event_type)
         elif claim.status is ClaimStatus.DUPLICATE:
             batch.count("duplicates", n.channel, n.event_type)
         elif claim.status is ClaimStatus.IN_FLIGHT:

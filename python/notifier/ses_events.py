@@ -139,6 +139,12 @@ STATUS_RANK: Mapping[str, int] = {
     "RenderingFailure": 4,
     "Complaint": 5,
 }
+#: Event types whose status is written on the ledger item by default. Send and Delivery come
+#: for nearly every email: writing them would cost a write unit per event (doubling the
+#: ledger's cost), so by default they only settle a parked unknown send, after a read (a read
+#: unit costs a fifth of a write unit). ``record_statuses`` (env
+#: ``NOTIFIER_SES_EVENTS_RECORD=all``) writes every status.
+DEFAULT_RECORDED = frozenset({"DeliveryDelay", "Bounce", "Reject", "RenderingFailure", "Complaint"})
 #: Event types published by SES that say nothing about the ledger or the address.
 IGNORED_TYPES = frozenset({"Open", "Click", "Subscription"})
 _TYPE_ALIASES = {"Rendering Failure": "RenderingFailure"}
@@ -478,7 +484,11 @@ class SesEventProcessor:
         backoff: Backoff | None = None,
         call_timeout_s: float = 5.0,
         max_conflicts: int = 4,
+        record_statuses: frozenset[str] = DEFAULT_RECORDED,
     ) -> None:
+        #: Event types whose status is written (see :data:`DEFAULT_RECORDED`).
+        self.record_statuses = record_statuses
+        self.read_units = 0.0
         self.client = ledger_client
         self.table = ledger_table
         self.preferences = preferences
@@ -530,6 +540,8 @@ class SesEventProcessor:
     ) -> tuple[str, int]:
         rank = STATUS_RANK[event.event_type]
         weaker = sorted(s for s, r in STATUS_RANK.items() if r <= rank)
+        if event.event_type not in self.record_statuses:
+            return await self._settle_only(key, event, weaker, deadline)
         # The common case first: a settled item whose status is weaker or absent.
         reconcile, set_status = False, True
         units = 0
@@ -572,6 +584,43 @@ class SesEventProcessor:
             self._reported(resp.get("ConsumedCapacity"))
             return ("reconciled" if reconcile else "updated"), units
 
+    async def _settle_only(
+        self, key: str, event: SesEvent, weaker: Sequence[str], deadline: Deadline
+    ) -> tuple[str, int]:
+        """A Send or Delivery event not recorded as a status: read the item (one read unit)
+        and write only if it is a parked or in-flight send it proves (``reconciled``)."""
+        try:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise TimeoutError("Deadline")
+            async with asyncio.timeout(min(remaining, self.call_timeout_s)):
+                resp = await self.client.get_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": key}},
+                    ConsistentRead=True,
+                    ProjectionExpression="#s",
+                    ExpressionAttributeNames={"#s": "state"},
+                )
+        except Exception as exc:
+            code = "Timeout" if isinstance(exc, TimeoutError) else _error_code(exc)
+            raise TransientEventError(f"ledger read failed: {code}") from None
+        self.read_units += 1.0
+        item = resp.get("Item")
+        if not item:
+            return "missing", 0
+        if item.get("state", {}).get("S") not in (UNKNOWN, SENDING):
+            return "settled", 0
+        params = self._request(key, event, weaker, reconcile=True, status=None)
+        self.write_units += 1
+        try:
+            await self._call(params, deadline)
+        except Exception as exc:
+            code = "Timeout" if isinstance(exc, TimeoutError) else _error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                return "settled", 1  # settled meanwhile (its own commit or another event)
+            raise TransientEventError(f"ledger update failed: {code}") from None
+        return "reconciled", 1
+
     def _request(
         self,
         key: str,
@@ -579,8 +628,10 @@ class SesEventProcessor:
         weaker: Sequence[str],
         *,
         reconcile: bool,
-        status: bool,
+        status: bool | None,
     ) -> dict[str, Any]:
+        """The UpdateItem for one event; ``status``: set the delivery status (True), leave
+        it only if it is stronger (False), or neither set nor test it (None)."""
         names = {"#s": "state"}
         values: dict[str, Any] = {":unknown": {"S": UNKNOWN}, ":sending": {"S": SENDING}}
         in_flight = "#s IN (:unknown, :sending)"
@@ -592,7 +643,12 @@ class SesEventProcessor:
             values[f":w{i}"] = {"S": name}
             placeholders.append(f":w{i}")
         may_set = f"(attribute_not_exists(#d) OR #d IN ({', '.join(placeholders)}))"
-        conditions.append(may_set if status else f"NOT {may_set}")
+        if status is not None:
+            conditions.append(may_set if status else f"NOT {may_set}")
+        else:
+            names.pop("#d")
+            for p in placeholders:
+                values.pop(p)
         if status:
             at = _epoch(event.event_timestamp) or _epoch(event.mail_timestamp) or self.clock()
             values[":ev"] = {"S": event.event_type}
@@ -710,6 +766,8 @@ class SesEventProcessor:
             report.applied += 1
             report.write_units += result.write_units
             report.outcomes[result.ledger] += 1
+            report.suppressed += result.suppressed
+            report.opted_out += result.opted_out
 
         await asyncio.gather(*(one(r) for r in records))
         return report
@@ -724,6 +782,9 @@ class BatchReport:
     malformed: int = 0
     transient: int = 0
     write_units: int = 0
+    #: addresses suppressed and users opted out (permanent bounces, complaints)
+    suppressed: int = 0
+    opted_out: int = 0
     #: SQS messageIds to report as ``batchItemFailures``.
     failures: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -744,6 +805,8 @@ class BatchReport:
             "malformed": self.malformed,
             "transient": self.transient,
             "write_units": self.write_units,
+            "suppressed": self.suppressed,
+            "opted_out": self.opted_out,
             **dict(self.outcomes),
         }
 
@@ -815,6 +878,10 @@ def build_ses_events_handler(
     stack = AsyncExitStack()
     ledger_table = env.get("NOTIFIER_LEDGER_TABLE") or "notifier-ledger"
     prefs_table = env.get("NOTIFIER_PREFERENCES_TABLE") or "notifier-preferences"
+    record = (env.get("NOTIFIER_SES_EVENTS_RECORD") or "").strip().lower()
+    if record not in ("", "all", "default"):
+        raise ValueError(f"NOTIFIER_SES_EVENTS_RECORD must be all or default, got {record!r}")
+    recorded = frozenset(STATUS_RANK) if record == "all" else DEFAULT_RECORDED
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
 
     async def build() -> SesEventProcessor:
@@ -831,7 +898,7 @@ def build_ses_events_handler(
 
             module: Any = importlib.import_module("notifier.preferences")
             prefs = module.PreferencesStore(client, prefs_table, clock=clock)
-        return SesEventProcessor(client, ledger_table, prefs, clock=clock)
+        return SesEventProcessor(client, ledger_table, prefs, clock=clock, record_statuses=recorded)
 
     try:
         processor = loop.run_until_complete(build())

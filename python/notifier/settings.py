@@ -26,6 +26,11 @@ names of the resources and the knobs an operator sets per deployment:
 - ``NOTIFIER_RECONCILE_QUEUE_URL``: the delayed queue where ``unknown_outcome = "reconcile"``
   parks unknown sends (required by that policy).
 - ``NOTIFIER_UNSUBSCRIBE_KEY``: the default secret reference of ``[unsubscribe] key``.
+- ``NOTIFIER_UNSUBSCRIBE_BASE_URL``: overrides ``[unsubscribe] base_url`` (the stack's
+  function URL, known only at deploy time).
+- ``NOTIFIER_UNKNOWN_OUTCOME``: overrides ``[delivery] unknown_outcome`` (``retry``,
+  ``assume_sent`` or ``reconcile``).
+- ``NOTIFIER_PREFERENCES_ENABLED``: ``true``/``false`` overrides ``[preferences] enabled``.
 """
 
 from __future__ import annotations
@@ -71,8 +76,16 @@ class Settings:
     expiry_guard_seconds: float = 72_000.0
     preferences_table: str = "notifier-preferences"
     reconcile_queue_url: str | None = None
+    unsubscribe_base_url: str | None = None
+    unknown_outcome: str | None = None
+    preferences_enabled: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.unknown_outcome not in (None, "retry", "assume_sent", "reconcile"):
+            raise SettingsError(
+                "NOTIFIER_UNKNOWN_OUTCOME must be retry, assume_sent or reconcile, got "
+                f"{self.unknown_outcome!r}"
+            )
         if self.aws_clients not in AWS_CLIENT_MODES:
             raise SettingsError(
                 f"NOTIFIER_AWS_CLIENTS must be one of {', '.join(AWS_CLIENT_MODES)}, "
@@ -128,4 +141,18 @@ class Settings:
             expiry_guard_seconds=guard,
             preferences_table=env.get("NOTIFIER_PREFERENCES_TABLE") or "notifier-preferences",
             reconcile_queue_url=env.get("NOTIFIER_RECONCILE_QUEUE_URL") or None,
+            unsubscribe_base_url=env.get("NOTIFIER_UNSUBSCRIBE_BASE_URL") or None,
+            unknown_outcome=(env.get("NOTIFIER_UNKNOWN_OUTCOME") or "").strip().lower() or None,
+            preferences_enabled=_flag(env, "NOTIFIER_PREFERENCES_ENABLED"),
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

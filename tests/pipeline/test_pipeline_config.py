@@ -123,3 +123,32 @@ def test_importing_the_handler_module_stays_lean() -> None:
     ).stdout
     # THEN none of the heavy modules were loaded (they load in build_handler)
     assert out.strip() == "[]"
+
+
+def test_deployment_overrides_replace_the_config_policy() -> None:
+    from notifier.handler import with_overrides
+    from notifier.settings import Settings
+
+    # GIVEN the built-in config and a stack's environment
+    settings = Settings.from_env(
+        {
+            "NOTIFIER_UNKNOWN_OUTCOME": "Reconcile",
+            "NOTIFIER_UNSUBSCRIBE_BASE_URL": "https://abc.lambda-url.eu-west-1.on.aws/",
+            "NOTIFIER_PREFERENCES_ENABLED": "true",
+        }
+    )
+    # WHEN applied
+    config = with_overrides(load_config(), settings)
+    # THEN the policy, the unsubscribe endpoint and the preferences follow the environment
+    assert config.delivery.unknown_outcome == "reconcile"
+    assert config.unsubscribe.base_url == "https://abc.lambda-url.eu-west-1.on.aws/"
+    assert config.preferences.enabled is True
+    # AND unusable values are refused with the variable's name
+    with pytest.raises(ValueError, match="NOTIFIER_UNKNOWN_OUTCOME"):
+        Settings.from_env({"NOTIFIER_UNKNOWN_OUTCOME": "maybe"})
+    with pytest.raises(ValueError, match="NOTIFIER_PREFERENCES_ENABLED"):
+        Settings.from_env({"NOTIFIER_PREFERENCES_ENABLED": "perhaps"})
+    with pytest.raises(ValueError, match="NOTIFIER_UNSUBSCRIBE_BASE_URL"):
+        with_overrides(
+            load_config(), Settings.from_env({"NOTIFIER_UNSUBSCRIBE_BASE_URL": "http://x/"})
+        )

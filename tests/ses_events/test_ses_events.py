@@ -32,7 +32,11 @@ from notifier.ses_events import (
 )
 
 KEY = "email#n-1"
-ENV = {"NOTIFIER_LEDGER_TABLE": LEDGER, "AWS_REGION": "us-east-1"}
+ENV = {
+    "NOTIFIER_LEDGER_TABLE": LEDGER,
+    "AWS_REGION": "us-east-1",
+    "NOTIFIER_SES_EVENTS_RECORD": "all",
+}
 
 
 @pytest.fixture
@@ -472,3 +476,40 @@ def test_a_redelivered_event_changes_nothing_more(make_handler: Callable[..., An
     handler(event, None)
     # THEN the item is the same
     assert ledger_item(KEY) == first
+
+
+def test_by_default_send_and_delivery_only_settle_parked_sends(aws: str) -> None:
+    # GIVEN the default handler (Send and Delivery statuses not recorded: one write per email
+    # would double the ledger's cost), a settled item and a parked unknown send
+    create_ledger()
+    put_ledger_item("email#settled", "SENT", message_id="m-1")
+    put_ledger_item("email#parked", "UNKNOWN", outcome="unknown")
+    env = {"NOTIFIER_LEDGER_TABLE": LEDGER, "AWS_REGION": "us-east-1"}
+    with build_ses_events_handler(environ=env, preferences=FakePreferences()) as handler:
+        # WHEN Send and Delivery events arrive for both, and a bounce for the settled one
+        results = [
+            apply(handler, ses_record("Send", key="email#settled")),
+            apply(handler, ses_record("Delivery", key="email#settled")),
+            apply(handler, ses_record("Send", key="email#parked", message_id="ses-42")),
+            apply(handler, ses_record("Bounce", key="email#settled")),
+        ]
+        writes = handler.processor.write_units
+        reads = handler.processor.read_units
+    # THEN the settled item was only read (no write) for Send and Delivery ...
+    assert [r.ledger for r in results[:2]] == ["settled", "settled"]
+    assert [r.write_units for r in results[:2]] == [0, 0]
+    # ... the parked send was proven by its Send event ...
+    assert results[2].ledger == "reconciled"
+    parked = ledger_item("email#parked")
+    assert parked is not None
+    assert (parked["state"], parked["message_id"], parked["outcome"]) == (
+        "SENT",
+        "ses-42",
+        "reconciled",
+    )
+    # ... and the bounce, an actionable status, was written
+    settled = ledger_item("email#settled")
+    assert settled is not None
+    assert settled["delivery"] == "Bounce"
+    assert "delivery" not in parked
+    assert (reads, writes) == (3.0, 2)

@@ -30,6 +30,7 @@ __all__ = ["CHANNELS", "DemoChannels", "parse_channels"]
 CHANNELS = ("email", "sms", "push", "webhook")
 _EVENT_TYPES = '["profile_view", "friend_request", "application_update"]'
 SECRET_ENV = "NOTIFIER_DEMO_WEBHOOK_SECRET"
+UNSUBSCRIBE_KEY_ENV = "NOTIFIER_DEMO_UNSUBSCRIBE_KEY"
 
 
 def parse_channels(text: str) -> tuple[str, ...]:
@@ -59,6 +60,8 @@ class DemoChannels:
     embedded: bool = True
     #: Sends per second for every channel (the demo's ``--send-rate``).
     send_rate: float = 1000.0
+    #: ``[delivery] unknown_outcome`` of the written config (the demo's ``--unknown-outcome``).
+    unknown_outcome: str = "reconcile"
     devices: dict[int, list[str]] = field(default_factory=dict)
     receiver: Any = None
     #: A ``FaultProxy`` that webhooks go through (``--throttle-rate`` etc.); None: direct.
@@ -83,6 +86,9 @@ class DemoChannels:
             secret = generate_secret()
             self.receiver = stack.enter_context(WebhookReceiver([secret]))
             env[SECRET_ENV] = secret
+        from notifier.unsubscribe import generate_key
+
+        env[UNSUBSCRIBE_KEY_ENV] = generate_key()
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notifier-demo-")))
         self.config_path = folder / "config.toml"
         self.config_path.write_text(self.config_text(), encoding="utf-8")
@@ -91,8 +97,20 @@ class DemoChannels:
 
     def config_text(self) -> str:
         parts = [
-            "# Written by `notifier demo --channels`: every demo event type on each channel.",
+            "# Written by `notifier demo`: every demo event type on each channel.",
             'event_type_path = "event_type"',
+            "",
+            "[delivery]",
+            f'unknown_outcome = "{self.unknown_outcome}"',
+            "reconcile_seconds = 5",
+            "",
+            "[preferences]",
+            "enabled = true",
+            "",
+            "# Links are signed and shown; nothing answers at this address locally.",
+            "[unsubscribe]",
+            'base_url = "https://unsubscribe.example.com/"',
+            f'key = "env:{UNSUBSCRIBE_KEY_ENV}"',
             "",
         ]
         for name in self.channels:

@@ -58,6 +58,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--seed", type=_integer, default=0, help="sample data seed")
     data.add_argument(
+        "--preferences",
+        action="store_true",
+        help="seed users' preferences (every 7th opted out of profile views) and give some "
+        "users SES mailbox-simulator addresses that bounce or complain, to show opt-outs and "
+        "suppressions",
+    )
+    data.add_argument(
+        "--unknown-outcome",
+        choices=("reconcile", "retry", "assume_sent"),
+        default="reconcile",
+        help="what a send whose reply was lost counts as: reconcile (wait for SES's Send "
+        "event, else resend; default), retry (resend: at least once), assume_sent (at most "
+        "once)",
+    )
+    data.add_argument(
         "--channels",
         type=_channels,
         default=("email",),
@@ -449,7 +464,9 @@ def _run_pipeline(
     embedded: bool = True,
 ) -> dict[str, Any]:
     from notifier.local.channels_demo import DemoChannels
+    from notifier.local.deliverability_demo import DemoDeliverability
     from notifier.local.esm import EsmConfig, StreamEsm, percentile
+    from notifier.local.faults import FaultPlan, FaultProxy, sesv2_endpoint, sns_endpoint
     from notifier.local.provision import aws_client, provision, seed_events
 
     resources = provision(region=args.region)
@@ -459,23 +476,33 @@ def _run_pipeline(
         users=args.users,
         embedded=embedded,
         send_rate=args.send_rate,
+        unknown_outcome=args.unknown_outcome,
     )
-    proxy = None
-    if args.throttle_rate or args.error_rate or args.lost_rate:
-        from notifier.local.faults import FaultPlan, FaultProxy, sesv2_endpoint, sns_endpoint
-
-        plan = FaultPlan(
-            throttle_rate=args.throttle_rate,
-            server_error_rate=args.error_rate,
-            response_lost_rate=args.lost_rate,
-            seed=args.fault_seed,
-        )
-        proxy = stack.enter_context(FaultProxy(endpoint_url, plan))
-        stack.enter_context(sesv2_endpoint(proxy.url))
-        stack.enter_context(sns_endpoint(proxy.url))
-        demo_channels.fault_proxy = proxy  # webhooks too: setup() writes the proxied URL
-    if demo_channels.extra:
-        progress.show("channels", 0, 1, ", ".join(demo_channels.channels), force=True)
+    deliv = DemoDeliverability(
+        resources.ses_events_queue_url,
+        resources.reconcile_queue_url,
+        resources.ledger_table,
+        resources.preferences_table,
+        preferences=args.preferences,
+    )
+    stack.callback(deliv.close)
+    # Every send goes through the proxy: it injects the faults asked for (none by default)
+    # and its send observer is the local emulation of SES's event publishing.
+    plan = FaultPlan(
+        throttle_rate=args.throttle_rate,
+        server_error_rate=args.error_rate,
+        response_lost_rate=args.lost_rate,
+        seed=args.fault_seed,
+    )
+    proxy = stack.enter_context(
+        FaultProxy(endpoint_url, plan, send_observer=deliv.emulator.observe_send)
+    )
+    stack.enter_context(sesv2_endpoint(proxy.url))
+    stack.enter_context(sns_endpoint(proxy.url))
+    demo_channels.fault_proxy = proxy  # webhooks too: setup() writes the proxied URL
+    if not os.environ.get("NOTIFIER_CONFIG"):
+        if demo_channels.extra:
+            progress.show("channels", 0, 1, ", ".join(demo_channels.channels), force=True)
         stack.enter_context(patched_environ(demo_channels.setup(stack)))
     stack.enter_context(
         patched_environ(
@@ -483,9 +510,17 @@ def _run_pipeline(
                 "NOTIFIER_LEDGER_TABLE": resources.ledger_table,
                 "NOTIFIER_FAILURE_QUEUE_URL": resources.failure_queue_url,
                 "NOTIFIER_MAX_SEND_RATE": str(args.send_rate),
+                "NOTIFIER_PREFERENCES_TABLE": resources.preferences_table,
+                "NOTIFIER_RECONCILE_QUEUE_URL": resources.reconcile_queue_url,
             }
         )
     )
+    deliv.seed(args.users)
+
+    def decorate(item: dict[str, Any]) -> dict[str, Any]:
+        if demo_channels.extra:
+            item = demo_channels.decorate(item)
+        return deliv.decorate(item)
 
     existing = _count_items(resources.events_table)
     emails_before = _emails_sent()
@@ -499,7 +534,7 @@ def _run_pipeline(
             on_progress=lambda n: progress.show("write", n, events),
             # moto works on one request while the next is built and signed (docs/DEMO.md)
             concurrency=4,
-            decorate=demo_channels.decorate if demo_channels.extra else None,
+            decorate=decorate if demo_channels.extra or args.preferences else None,
         )
         progress.show("write", events, events, force=True)
         progress.done()
@@ -531,6 +566,7 @@ def _run_pipeline(
         stats = getattr(handler, "stats", {})
         extra = f"sent {stats.get('sent', 0)} dup {stats.get('duplicates', 0)}"
         progress.show("consume", min(seen, total), total, extra)
+        deliv.consume_events()  # SES's events (emulated) as they would arrive meanwhile
 
     esm = StreamEsm(
         aws_client("dynamodbstreams"),
@@ -542,12 +578,19 @@ def _run_pipeline(
     )
     t_consume = time.perf_counter()
     esm_stats = esm.run()
+    deliv.consume_events()
+    parked = int(getattr(handler, "stats", {}).get("reconciling", 0))
+    if parked:
+        progress.show("reconcile", 0, parked, "waiting for the parked sends to come due")
+        deliv.reconcile(handler, parked, reconcile_seconds=5.0)
+        deliv.consume_events()
     consume_s = time.perf_counter() - t_consume
     progress.show("consume", total, total, "drained", force=True)
     progress.done()
 
     hs: Mapping[str, int] = dict(getattr(handler, "stats", {}))
-    sent = int(hs.get("sent", 0))
+    # Reconciled sends were sent (SES's Send event proved it): they count as sent here.
+    sent = int(hs.get("sent", 0)) + int(hs.get("reconciled", 0))
     write_units = int(hs.get("write_units", 0))
     emails_after = _emails_sent()
     lat = esm_stats.latencies_s
@@ -581,6 +624,13 @@ def _run_pipeline(
         },
         "faults": dict(proxy.counts) if proxy is not None else {},
         "retries": int(hs.get("retries", 0)),
+        "deliverability": {
+            "opted_out": int(hs.get("opted_out", 0)),
+            "suppressed": int(hs.get("suppressed", 0)),
+            "reconciling": int(hs.get("reconciling", 0)),
+            "read_units": int(hs.get("read_units", 0)),
+            **deliv.counts,
+        },
         "channels": _channel_rows(
             demo_channels,
             dict(getattr(handler, "channel_stats", {})),
@@ -611,7 +661,7 @@ def _channel_rows(
     rows: dict[str, dict[str, Any]] = {}
     for name in demo.channels:
         st = stats.get(name, {})
-        sent = int(st.get("sent", 0)) + int(st.get("assumed_sent", 0))
+        sent = sum(int(st.get(k, 0)) for k in ("sent", "assumed_sent", "reconciled"))
         got = landed.get(name)
         rows[name] = {
             "sent": sent,
@@ -675,6 +725,28 @@ def format_summary(s: Mapping[str, Any]) -> str:
     if s.get("emails_accepted") is not None:
         rows.append(("emails accepted by SES", str(s["emails_accepted"])))
     rows.append(("attempts retried (throttles, 5xx, unknown)", str(s.get("retries", 0))))
+    d = s.get("deliverability")
+    if d:
+        rows.append(
+            (
+                "skipped: opted out / suppressed",
+                f"{d['opted_out']} / {d['suppressed']} (recorded SKIPPED, never sent)",
+            )
+        )
+        rows.append(
+            (
+                "SES events applied (emulated)",
+                f"{d['events_applied']}: {d['addresses_suppressed']} addresses suppressed, "
+                f"{d['complaint_opt_outs']} complaint opt-outs",
+            )
+        )
+        rows.append(
+            (
+                "unknown outcomes reconciled",
+                f"{d['reconciling']} parked: {d['reconciled_by_events']} proven by SES's Send "
+                f"event, {d['resent_when_due']} resent when due",
+            )
+        )
     for name, c in (s.get("channels") or {}).items():
         landed = "?" if c["landed"] is None else str(c["landed"])
         beyond = (

@@ -2,8 +2,10 @@
 seed the source table with realistic events.
 
 Resources: the source table ``notifier-events`` (stream NEW_AND_OLD_IMAGES, on-demand), the
-ledger ``notifier-ledger`` (TTL on ``expires_at``), the failure queue ``notifier-failures``,
-the ESM on-failure destination queue ``notifier-esm-failures`` and the SES identity
+ledger ``notifier-ledger`` (TTL on ``expires_at``), the preferences table
+``notifier-preferences``, the failure queue ``notifier-failures``, the ESM on-failure
+destination queue ``notifier-esm-failures``, the queue SES's events arrive on
+``notifier-ses-events``, the reconcile queue ``notifier-reconcile`` and the SES identity
 ``example.com``. Running it twice changes nothing.
 """
 
@@ -39,9 +41,15 @@ class ResourceNames:
     failure_queue: str = "notifier-failures"
     esm_failure_queue: str = "notifier-esm-failures"
     email_identity: str = "example.com"
+    preferences_table: str = "notifier-preferences"
+    #: Where SES's events arrive (SNS -> SQS in AWS; the local emulation writes here).
+    ses_events_queue: str = "notifier-ses-events"
+    #: Where ``unknown_outcome = "reconcile"`` parks unknown sends.
+    reconcile_queue: str = "notifier-reconcile"
 
 
 DEFAULT_NAMES = ResourceNames()
+DEFAULT_NAMES_PREFS = DEFAULT_NAMES.preferences_table
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,9 @@ class Resources:
     esm_failure_queue_url: str
     esm_failure_queue_arn: str
     email_identity: str
+    preferences_table: str = DEFAULT_NAMES_PREFS
+    ses_events_queue_url: str = ""
+    reconcile_queue_url: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -169,8 +180,11 @@ def provision(
     ses = aws_client("sesv2", endpoint_url, region)
     events = _ensure_events_table(ddb, names.events_table)
     ledger = _ensure_ledger_table(ddb, names.ledger_table)
+    _ensure_ledger_table(ddb, names.preferences_table)  # same shape: pk, TTL on expires_at
     failure_url, failure_arn = _ensure_queue(sqs, names.failure_queue)
     esm_url, esm_arn = _ensure_queue(sqs, names.esm_failure_queue)
+    events_url, _ = _ensure_queue(sqs, names.ses_events_queue)
+    reconcile_url, _ = _ensure_queue(sqs, names.reconcile_queue)
     _ensure_identity(ses, names.email_identity)
     return Resources(
         events_table=names.events_table,
@@ -183,6 +197,9 @@ def provision(
         esm_failure_queue_url=esm_url,
         esm_failure_queue_arn=esm_arn,
         email_identity=names.email_identity,
+        preferences_table=names.preferences_table,
+        ses_events_queue_url=events_url,
+        reconcile_queue_url=reconcile_url,
     )
 
 
