@@ -127,11 +127,14 @@ def problems(sam_doc: dict[str, Any]) -> list[str]:
 
 
 def _esm(cfn: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
-    """The event source mapping for the DynamoDB stream (no condition) or the Kinesis one."""
+    """The notifier's event source mapping for the DynamoDB stream (no condition) or the
+    Kinesis one (the SQS mappings of the deliverability functions are not these)."""
     (esm,) = [
         r
         for r in cfn["Resources"].values()
-        if r["Type"] == "AWS::Lambda::EventSourceMapping" and r.get("Condition") == condition
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r.get("Condition") == condition
+        and r["Properties"]["FunctionName"] == {"Ref": "NotifierFunction"}
     ]
     props: dict[str, Any] = esm["Properties"]
     return props
@@ -672,8 +675,9 @@ def test_each_channel_is_granted_only_when_configured(
     # GIVEN the template WHEN its channel policies are read
     cfn = sam_source
     res = cfn["Resources"][policy]
-    # THEN each exists only under its parameter's condition, attached to the function's role
+    # THEN each exists only under its parameter's condition, attached to the roles of the two
+    # functions that send (the notifier and the reconcile run), no other
     assert res["Type"] == "AWS::IAM::Policy"
     assert res["Condition"] == condition
     assert condition in cfn["Conditions"]
-    assert res["Properties"]["Roles"] == [{"Ref": "FunctionRole"}]
+    assert res["Properties"]["Roles"] == [{"Ref": "FunctionRole"}, {"Ref": "ReconcileRole"}]
