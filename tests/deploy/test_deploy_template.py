@@ -123,15 +123,18 @@ def problems(sam_doc: dict[str, Any]) -> list[str]:
         cfn = translate(sam_doc)
     except InvalidDocumentException as exc:
         return [f"SAM: {cause.message}" for cause in exc.causes]
-    return lint(cfn) + iam_findings(cfn)
+    return lint(cfn) + iam_findings(cfn) + resource_policy_findings(cfn)
 
 
 def _esm(cfn: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
-    """The event source mapping for the DynamoDB stream (no condition) or the Kinesis one."""
+    """The notifier's event source mapping for the DynamoDB stream (no condition) or the
+    Kinesis one (the SQS mappings of the deliverability functions are not these)."""
     (esm,) = [
         r
         for r in cfn["Resources"].values()
-        if r["Type"] == "AWS::Lambda::EventSourceMapping" and r.get("Condition") == condition
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r.get("Condition") == condition
+        and r["Properties"]["FunctionName"] == {"Ref": "NotifierFunction"}
     ]
     props: dict[str, Any] = esm["Properties"]
     return props
@@ -672,8 +675,740 @@ def test_each_channel_is_granted_only_when_configured(
     # GIVEN the template WHEN its channel policies are read
     cfn = sam_source
     res = cfn["Resources"][policy]
-    # THEN each exists only under its parameter's condition, attached to the function's role
+    # THEN each exists only under its parameter's condition, attached to the roles of the two
+    # functions that send (the notifier and the reconcile run), no other
     assert res["Type"] == "AWS::IAM::Policy"
     assert res["Condition"] == condition
     assert condition in cfn["Conditions"]
-    assert res["Properties"]["Roles"] == [{"Ref": "FunctionRole"}]
+    assert res["Properties"]["Roles"] == [{"Ref": "FunctionRole"}, {"Ref": "ReconcileRole"}]
+
+
+# -- deliverability (issue #29): preferences, unsubscribe endpoint, SES events, reconcile -----
+
+
+@pytest.fixture(scope="module")
+def shipped(sam_source: dict[str, Any]) -> dict[str, Any]:
+    """The shipped template, translated once for the read-only checks below (do not mutate)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return translate(sam_source)
+
+
+def _arn(name: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [name, "Arn"]}
+
+
+SSM_KEY = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+    ":parameter${UnsubscribeKeyParameter}"
+}
+SQS_CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+SES_SEND = [
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+        ":identity/${SesIdentity}"
+    },
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+        ":configuration-set/${SesConfigurationSet}"
+    },
+]
+LEDGER_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+}
+
+#: Every statement of each deliverability role: Sid -> (actions, resources). Exact: an extra
+#: action, statement or resource is a finding, as is a missing one.
+ROLE_STATEMENTS: dict[str, dict[str, tuple[set[str], list[Any]]]] = {
+    "UnsubscribeRole": {
+        # TransactWriteItems is authorised by its parts: a conditional Put and an Update
+        "RedeemToken": (
+            {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+            [_arn("PreferencesTable")],
+        ),
+        "ReadUnsubscribeKey": ({"ssm:GetParameter"}, [SSM_KEY]),
+        "Logs": (LOGS, [{"Fn::Sub": "${UnsubscribeLogGroup.Arn}"}]),
+    },
+    "SesEventsRole": {
+        "ConsumeSesEvents": (SQS_CONSUME, [_arn("SesEventsQueue")]),
+        "RecordDeliveryStatus": ({"dynamodb:UpdateItem"}, [_arn("LedgerTable")]),
+        "SuppressAndOptOut": ({"dynamodb:UpdateItem"}, [_arn("PreferencesTable")]),
+        "Logs": (LOGS, [{"Fn::Sub": "${SesEventsLogGroup.Arn}"}]),
+    },
+    "ReconcileRole": {
+        "ConsumeReconcileQueue": (SQS_CONSUME, [_arn("ReconcileQueue")]),
+        "Ledger": (LEDGER_ACTIONS, [_arn("LedgerTable")]),
+        "SendEmail": ({"ses:SendEmail"}, SES_SEND),
+        "ReadSendQuota": ({"ses:GetAccount", "ses:GetSendQuota"}, ["*"]),
+        "DeadLetter": ({"sqs:SendMessage"}, [_arn("FailureQueue")]),
+        "ParkUnknown": ({"sqs:SendMessage"}, [_arn("ReconcileQueue")]),
+        "ReadPreferences": ({"dynamodb:BatchGetItem"}, [_arn("PreferencesTable")]),
+        "ReadUnsubscribeKey": ({"ssm:GetParameter"}, [SSM_KEY]),
+        "Logs": (LOGS, [{"Fn::Sub": "${ReconcileLogGroup.Arn}"}]),
+    },
+}
+#: What issue #29 added to the notifier's own role (the rest is pinned above).
+FUNCTION_ROLE_ADDED = {
+    "ParkUnknown": ({"sqs:SendMessage"}, [_arn("ReconcileQueue")]),
+    "ReadPreferences": ({"dynamodb:BatchGetItem"}, [_arn("PreferencesTable")]),
+    "ReadUnsubscribeKey": ({"ssm:GetParameter"}, [SSM_KEY]),
+}
+#: Statements the reconcile run needs because it sends exactly as the notifier does.
+SENDING_SIDS = (
+    "Ledger",
+    "SendEmail",
+    "ReadSendQuota",
+    "ParkUnknown",
+    "ReadPreferences",
+    "ReadUnsubscribeKey",
+)
+
+
+def _role_statements(cfn: dict[str, Any], role: str) -> dict[str, tuple[set[str], list[Any]]]:
+    """A role's inline statements as Sid -> (actions, resources)."""
+    out: dict[str, tuple[set[str], list[Any]]] = {}
+    for policy in cfn["Resources"][role]["Properties"].get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            assert st["Effect"] == "Allow", st
+            out[st["Sid"]] = (set(_as_list(st["Action"])), _as_list(st["Resource"]))
+    return out
+
+
+def role_findings(cfn: dict[str, Any]) -> list[str]:
+    """Where a deliverability role, or what #29 added to FunctionRole, differs from the
+    least privilege pinned in ROLE_STATEMENTS / FUNCTION_ROLE_ADDED."""
+    found: list[str] = []
+    wanted = {**ROLE_STATEMENTS, "FunctionRole": FUNCTION_ROLE_ADDED}
+    for role, expected in wanted.items():
+        got = _role_statements(cfn, role)
+        if role == "FunctionRole":
+            got = {sid: got[sid] for sid in expected if sid in got}
+        for sid in sorted(set(got) | set(expected)):
+            if got.get(sid) != expected.get(sid):
+                found.append(f"{role}.{sid}: {got.get(sid)} != {expected.get(sid)}")
+    return found
+
+
+#: Principal "*" is allowed on Lambda permissions only for the unsubscribe function URL
+#: (AuthType NONE): mail providers POST to it without AWS credentials.
+PUBLIC_FUNCTION = {"Ref": "UnsubscribeFunction"}
+
+
+def resource_policy_findings(cfn: dict[str, Any]) -> list[str]:
+    """Resource policies (SNS topic, SQS queue, Lambda permissions) that let in more than
+    the one AWS service, for the one source, that needs it."""
+    found: list[str] = []
+    for name, res in cfn["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
+            for st in props["PolicyDocument"]["Statement"]:
+                principal = st.get("Principal")
+                if not (isinstance(principal, dict) and set(principal) == {"Service"}):
+                    found.append(f"{name}: principal {principal!r} is not one AWS service")
+                if any("*" in a for a in _as_list(st.get("Action", []))):
+                    found.append(f"{name}: wildcard action in {st.get('Sid')}")
+                keys = {k.lower() for cond in st.get("Condition", {}).values() for k in cond}
+                if "aws:sourcearn" not in keys:
+                    found.append(f"{name}: {st.get('Sid')} has no aws:SourceArn condition")
+        if res["Type"] == "AWS::Lambda::Permission" and props.get("Principal") == "*":
+            via_url = props.get("FunctionUrlAuthType") == "NONE" or (
+                props.get("InvokedViaFunctionUrl") is True
+            )
+            if props.get("FunctionName") != PUBLIC_FUNCTION or not via_url:
+                found.append(f"{name}: public {props.get('Action')} on {props.get('FunctionName')}")
+    return found
+
+
+def test_deliverability_passes_every_check(shipped: dict[str, Any]) -> None:
+    # GIVEN the translated template
+    # WHEN its roles and resource policies are checked
+    # THEN each role is exactly the least privilege pinned here, resource policies admit only
+    # the service that needs them, and the generic least-privilege check still passes
+    assert role_findings(shipped) == []
+    assert resource_policy_findings(shipped) == []
+    assert iam_findings(shipped) == []
+
+
+def test_preferences_table_shape(shipped: dict[str, Any]) -> None:
+    # GIVEN the preferences table
+    res = shipped["Resources"]["PreferencesTable"]
+    props = res["Properties"]
+    # THEN it has the key and TTL notifier.preferences uses, and outlives the stack
+    assert res["DeletionPolicy"] == res["UpdateReplacePolicy"] == "Retain"
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+
+
+DELIVERABILITY_RESOURCES = (
+    "PreferencesTable",
+    "UnsubscribeRole",
+    "UnsubscribeFunction",
+    "UnsubscribeFunctionUrl",
+    "SesEventsTopic",
+    "SesEventsTopicPolicy",
+    "SesEventDestination",
+    "SesEventsSubscription",
+    "SesEventsQueue",
+    "SesEventsQueuePolicy",
+    "SesEventsDeadLetterQueue",
+    "SesEventsRole",
+    "SesEventsFunction",
+    "ReconcileQueue",
+    "ReconcileDeadLetterQueue",
+    "ReconcileRole",
+    "ReconcileFunction",
+    "ReconcileDeadLetterQueueDepthAlarm",
+    "SesEventsDeadLetterQueueDepthAlarm",
+    "SesEventsAgeAlarm",
+)
+
+
+def test_deliverability_resources_exist_unconditionally(shipped: dict[str, Any]) -> None:
+    # GIVEN the translated template
+    res = shipped["Resources"]
+    # THEN every deliverability resource exists whatever the parameters: in particular the
+    # reconcile queue and its function survive a switch of UnknownOutcome away from
+    # "reconcile", so sends parked before the switch are still settled
+    for name in DELIVERABILITY_RESOURCES:
+        assert name in res, name
+        assert "Condition" not in res[name], name
+    # AND the policy is a parameter, reconcile by default, passed to both sending functions
+    param = shipped["Parameters"]["UnknownOutcome"]
+    assert param["AllowedValues"] == ["retry", "assume_sent", "reconcile"]
+    assert param["Default"] == "reconcile"
+    # AND the only deliverability condition is the endpoint's optional reserved concurrency
+    assert shipped["Conditions"]["HasUnsubscribeConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "UnsubscribeReservedConcurrency"}, 0]}]
+    }
+    assert res["UnsubscribeFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "HasUnsubscribeConcurrency",
+            {"Ref": "UnsubscribeReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+DELIVERABILITY_FUNCTIONS = [
+    # function, role, log group, handler (ImageConfig.Command), memory, timeout
+    (
+        "UnsubscribeFunction",
+        "UnsubscribeRole",
+        "UnsubscribeLogGroup",
+        "notifier.unsubscribe",
+        512,
+        10,
+    ),
+    ("SesEventsFunction", "SesEventsRole", "SesEventsLogGroup", "notifier.ses_events", 256, 30),
+    ("ReconcileFunction", "ReconcileRole", "ReconcileLogGroup", "notifier.reconcile", 1769, 90),
+]
+
+
+@pytest.mark.parametrize(
+    ("function", "role", "log_group", "module", "memory", "timeout"), DELIVERABILITY_FUNCTIONS
+)
+def test_deliverability_function_runs_its_handler(
+    shipped: dict[str, Any],
+    function: str,
+    role: str,
+    log_group: str,
+    module: str,
+    memory: int,
+    timeout: int,
+) -> None:
+    import importlib
+
+    # GIVEN one of the deliverability functions
+    fn = shipped["Resources"][function]["Properties"]
+    # THEN it is the notifier image on arm64, on the standard runtime with its handler as the
+    # command (deploy/entrypoint.sh passes the command to the base image's entrypoint)
+    assert fn["PackageType"] == "Image"
+    assert fn["Code"] == {"ImageUri": {"Ref": "ImageUri"}}
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Environment"]["Variables"]["NOTIFIER_RUNTIME"] == "standard"
+    assert fn["ImageConfig"] == {"Command": [f"{module}.lambda_handler"]}
+    assert callable(importlib.import_module(module).lambda_handler)
+    entrypoint = (TEMPLATE.parent / "entrypoint.sh").read_text()
+    standard = entrypoint.split("standard)", 1)[1].split(";;", 1)[0]
+    assert '"$@"' in standard
+    # AND it has its own role and log group, and the sizing chosen for it
+    assert fn["Role"] == _arn(role)
+    assert fn["LoggingConfig"] == {"LogGroup": {"Ref": log_group}, "LogFormat": "JSON"}
+    assert (fn["MemorySize"], fn["Timeout"]) == (memory, timeout)
+
+
+def test_unsubscribe_endpoint_is_a_public_function_url(shipped: dict[str, Any]) -> None:
+    # GIVEN the translated template
+    res = shipped["Resources"]
+    # THEN the endpoint is a function URL without IAM auth (mail providers POST to it; the
+    # signed token is the authorisation), answering in one buffered response
+    assert res["UnsubscribeFunctionUrl"]["Type"] == "AWS::Lambda::Url"
+    assert res["UnsubscribeFunctionUrl"]["Properties"] == {
+        "TargetFunctionArn": {"Ref": "UnsubscribeFunction"},
+        "AuthType": "NONE",
+        "InvokeMode": "BUFFERED",
+    }
+    # AND the public permissions are for that URL only: InvokeFunctionUrl with auth NONE,
+    # and InvokeFunction only when invoked through the URL
+    public = sorted(
+        (r["Properties"]["Action"], json.dumps(r["Properties"], sort_keys=True))
+        for r in res.values()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"].get("Principal") == "*"
+    )
+    assert [action for action, _ in public] == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    for _, props in public:
+        assert json.loads(props)["FunctionName"] == {"Ref": "UnsubscribeFunction"}
+    # AND the endpoint reads the keys from the SSM parameter and writes the preferences table
+    env = res["UnsubscribeFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["NOTIFIER_PREFERENCES_TABLE"] == {"Ref": "PreferencesTable"}
+    assert env["NOTIFIER_UNSUBSCRIBE_KEY"] == {"Fn::Sub": "ssm:${UnsubscribeKeyParameter}"}
+    assert shipped["Parameters"]["UnsubscribeKeyParameter"]["AllowedPattern"] == "^/.+$"
+    # AND its URL is an output and the base of every link the senders sign
+    url = {"Fn::GetAtt": ["UnsubscribeFunctionUrl", "FunctionUrl"]}
+    assert shipped["Outputs"]["UnsubscribeUrl"]["Value"] == url
+    for sender in ("NotifierFunction", "ReconcileFunction"):
+        assert (
+            res[sender]["Properties"]["Environment"]["Variables"]["NOTIFIER_UNSUBSCRIBE_BASE_URL"]
+            == url
+        )
+
+
+def test_sending_functions_share_the_deliverability_environment(shipped: dict[str, Any]) -> None:
+    # GIVEN the notifier and the reconcile run
+    res = shipped["Resources"]
+    notifier = res["NotifierFunction"]["Properties"]["Environment"]["Variables"]
+    reconcile = res["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
+    # THEN the notifier has the preferences, unsubscribe and reconcile settings
+    assert notifier["NOTIFIER_PREFERENCES_TABLE"] == {"Ref": "PreferencesTable"}
+    assert notifier["NOTIFIER_PREFERENCES_ENABLED"] == "true"
+    assert notifier["NOTIFIER_UNSUBSCRIBE_KEY"] == {"Fn::Sub": "ssm:${UnsubscribeKeyParameter}"}
+    assert notifier["NOTIFIER_UNKNOWN_OUTCOME"] == {"Ref": "UnknownOutcome"}
+    assert notifier["NOTIFIER_RECONCILE_QUEUE_URL"] == {"Ref": "ReconcileQueue"}
+    # AND the reconcile run builds the same handler: the same environment, bar the runtime
+    assert {k: v for k, v in reconcile.items() if k != "NOTIFIER_RUNTIME"} == {
+        k: v for k, v in notifier.items() if k != "NOTIFIER_RUNTIME"
+    }
+    # AND the SES events function names the two tables it updates
+    ses = res["SesEventsFunction"]["Properties"]["Environment"]["Variables"]
+    assert ses == {
+        "NOTIFIER_RUNTIME": "standard",
+        "NOTIFIER_LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "NOTIFIER_PREFERENCES_TABLE": {"Ref": "PreferencesTable"},
+    }
+
+
+def test_reconcile_role_sends_as_the_notifier_does(shipped: dict[str, Any]) -> None:
+    # GIVEN the two roles that send
+    notifier = _role_statements(shipped, "FunctionRole")
+    reconcile = _role_statements(shipped, "ReconcileRole")
+    # THEN the reconcile run may do exactly what the notifier does when it sends
+    for sid in SENDING_SIDS:
+        assert reconcile[sid] == notifier[sid], sid
+    # AND dead-letters to the failure queue, not to the stream mapping's OnFailure queue
+    assert reconcile["DeadLetter"][1] == [_arn("FailureQueue")]
+    # AND cannot read the source stream
+    assert not {"ReadSourceStream", "ListSourceStreams"} & set(reconcile)
+    # AND the notifier cannot consume the reconcile queue, only park sends on it
+    assert not any(SQS_CONSUME & actions for actions, _ in notifier.values())
+    # AND the Kinesis read policy stays the notifier's alone
+    assert shipped["Resources"]["ReadChangeStreamPolicy"]["Properties"]["Roles"] == [
+        {"Ref": "FunctionRole"}
+    ]
+
+
+SES_EVENT_TYPES = {
+    "send",
+    "delivery",
+    "deliveryDelay",
+    "bounce",
+    "complaint",
+    "reject",
+    "renderingFailure",
+}
+
+
+def test_ses_events_flow_from_the_configuration_set_to_the_queue(shipped: dict[str, Any]) -> None:
+    # GIVEN the translated template
+    res = shipped["Resources"]
+    # THEN the existing configuration set publishes the events notifier.ses_events applies to
+    # the stack's topic, and only once the topic may publish and the queue is subscribed
+    dest = res["SesEventDestination"]
+    assert dest["Properties"]["ConfigurationSetName"] == {"Ref": "SesConfigurationSet"}
+    ed = dest["Properties"]["EventDestination"]
+    assert ed["Enabled"] is True
+    assert set(ed["MatchingEventTypes"]) == SES_EVENT_TYPES
+    assert ed["SnsDestination"] == {"TopicARN": {"Ref": "SesEventsTopic"}}
+    assert set(dest["DependsOn"]) == {
+        "SesEventsTopicPolicy",
+        "SesEventsSubscription",
+        "SesEventsQueuePolicy",
+    }
+    # AND SES may publish to the topic for this account's configuration set only
+    (pub,) = res["SesEventsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert res["SesEventsTopicPolicy"]["Properties"]["Topics"] == [{"Ref": "SesEventsTopic"}]
+    assert pub["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert pub["Action"] == "sns:Publish"
+    assert pub["Resource"] == {"Ref": "SesEventsTopic"}
+    assert pub["Condition"]["StringEquals"] == {
+        "AWS:SourceAccount": {"Ref": "AWS::AccountId"},
+        "AWS:SourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+            ":configuration-set/${SesConfigurationSet}"
+        },
+    }
+    # AND the topic delivers SNS notifications (not raw) to the queue, which only it may fill
+    sub = res["SesEventsSubscription"]["Properties"]
+    assert sub == {
+        "TopicArn": {"Ref": "SesEventsTopic"},
+        "Protocol": "sqs",
+        "Endpoint": _arn("SesEventsQueue"),
+        "RawMessageDelivery": False,
+    }
+    (send,) = res["SesEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert res["SesEventsQueuePolicy"]["Properties"]["Queues"] == [{"Ref": "SesEventsQueue"}]
+    assert send["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert send["Action"] == "sqs:SendMessage"
+    assert send["Resource"] == _arn("SesEventsQueue")
+    assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "SesEventsTopic"}}}
+
+
+def _sqs_esm(cfn: dict[str, Any], function: str) -> dict[str, Any]:
+    (esm,) = [
+        r["Properties"]
+        for r in cfn["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    return esm  # type: ignore[no-any-return]
+
+
+#: The largest message either queue carries: an SNS-wrapped SES event with its headers, or a
+#: failure document with the full record.
+MAX_SQS_MESSAGE_BYTES = 16 * 1024
+
+
+def sqs_findings(sam_doc: dict[str, Any]) -> list[str]:
+    """Why an SQS-triggered function could loop, lose or silently park messages (empty: it
+    cannot). For each SQS event source mapping: partial batch failures reported; a batch
+    fits the invoke payload; more than 10 messages need a batching window; the queue's
+    visibility timeout is at least 6x the function's timeout (AWS's advice); the queue
+    redrives to a DLQ that keeps messages at least as long (a standard queue keeps a moved
+    message's original enqueue time) and has a depth alarm."""
+    found: list[str] = []
+    cfn = translate(sam_doc)
+    res = cfn["Resources"]
+    dlq_alarms = {
+        json.dumps(r["Properties"]["Dimensions"])
+        for r in res.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    }
+    for esm in (
+        r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ):
+        arn = esm["EventSourceArn"]
+        if not (isinstance(arn, dict) and "Fn::GetAtt" in arn):
+            continue
+        queue = arn["Fn::GetAtt"][0]
+        if res.get(queue, {}).get("Type") != "AWS::SQS::Queue":
+            continue
+        fn = res[esm["FunctionName"]["Ref"]]["Properties"]
+        where = f"{esm['FunctionName']['Ref']} <- {queue}"
+        if esm.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+            found.append(f"{where}: FunctionResponseTypes is not [ReportBatchItemFailures]")
+        batch = esm.get("BatchSize", 10)
+        if batch * MAX_SQS_MESSAGE_BYTES >= PAYLOAD_LIMIT:
+            found.append(f"{where}: BatchSize {batch} may exceed the 6 MB payload")
+        if batch > 10 and not esm.get("MaximumBatchingWindowInSeconds"):
+            found.append(f"{where}: BatchSize {batch} needs MaximumBatchingWindowInSeconds")
+        qprops = res[queue]["Properties"]
+        visibility = qprops.get("VisibilityTimeout", 30)
+        if visibility < 6 * fn["Timeout"]:
+            found.append(f"{where}: VisibilityTimeout {visibility} < 6x Timeout {fn['Timeout']}")
+        redrive = qprops.get("RedrivePolicy")
+        if not redrive:
+            found.append(f"{where}: no RedrivePolicy (a failing message loops until it expires)")
+            continue
+        dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        if not 1 <= redrive.get("maxReceiveCount", 0) <= 10:
+            found.append(f"{where}: maxReceiveCount {redrive.get('maxReceiveCount')}")
+        kept = res[dlq]["Properties"].get("MessageRetentionPeriod", 345600)
+        if kept < qprops.get("MessageRetentionPeriod", 345600):
+            found.append(f"{where}: {dlq} keeps messages shorter than {queue}")
+        dims = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+        if json.dumps(dims) not in dlq_alarms:
+            found.append(f"{where}: no depth alarm on {dlq}")
+    return found
+
+
+def test_sqs_functions_cannot_loop_lose_or_silently_park(
+    sam: Callable[[], dict[str, Any]],
+) -> None:
+    # GIVEN the shipped template WHEN its SQS mappings are checked THEN nothing is reported
+    assert sqs_findings(sam()) == []
+
+
+@pytest.mark.parametrize(
+    ("function", "queue", "dlq", "batch", "window", "timeout"),
+    [
+        ("SesEventsFunction", "SesEventsQueue", "SesEventsDeadLetterQueue", 100, 5, 30),
+        ("ReconcileFunction", "ReconcileQueue", "ReconcileDeadLetterQueue", 100, 1, 90),
+    ],
+)
+def test_sqs_mapping_settings(
+    shipped: dict[str, Any],
+    function: str,
+    queue: str,
+    dlq: str,
+    batch: int,
+    window: int,
+    timeout: int,
+) -> None:
+    # GIVEN the SQS event source mapping of a deliverability function
+    esm = _sqs_esm(shipped, function)
+    res = shipped["Resources"]
+    # THEN it reads its queue with the batch size and window chosen for it, reporting
+    # partial batch failures
+    assert esm["EventSourceArn"] == _arn(queue)
+    assert esm["BatchSize"] == batch
+    assert esm["MaximumBatchingWindowInSeconds"] == window
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # AND the queue hides a message for 6x the function's timeout, keeps it 14 days, and
+    # moves it to its DLQ (14 days) after 5 receives
+    q = res[queue]["Properties"]
+    assert res[function]["Properties"]["Timeout"] == timeout
+    assert q["VisibilityTimeout"] == 6 * timeout
+    assert q["MessageRetentionPeriod"] == SQS_MAX_RETENTION_S
+    assert q["SqsManagedSseEnabled"] is True
+    assert q["RedrivePolicy"] == {"deadLetterTargetArn": _arn(dlq), "maxReceiveCount": 5}
+    assert res[dlq]["Properties"]["MessageRetentionPeriod"] == SQS_MAX_RETENTION_S
+    # AND the reconcile run is capped at 5 concurrent environments (resends share SES's rate)
+    if function == "ReconcileFunction":
+        assert esm["ScalingConfig"] == {"MaximumConcurrency": 5}
+    else:
+        assert "ScalingConfig" not in esm
+
+
+def test_ses_events_lag_alarm_fires_before_unknown_sends_are_resent(
+    shipped: dict[str, Any],
+) -> None:
+    from notifier.config import Delivery
+
+    # GIVEN the alarm on the age of the oldest SES event waiting
+    alarm = shipped["Resources"]["SesEventsAgeAlarm"]["Properties"]
+    # THEN it watches the SES events queue and fires before reconcile_seconds (a Send event
+    # applied later than that comes after its unknown send was resent)
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["SesEventsQueue", "QueueName"]}}
+    ]
+    assert alarm["Threshold"] < Delivery().reconcile_seconds
+
+
+# -- deliberately broken deliverability copies ------------------------------------------------
+
+
+def _statement(doc: dict[str, Any], role: str, sid: str) -> dict[str, Any]:
+    (st,) = [
+        s
+        for p in doc["Resources"][role]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if s["Sid"] == sid
+    ]
+    return st  # type: ignore[no-any-return]
+
+
+def _widen(role: str, sid: str, action: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        st = _statement(doc, role, sid)
+        st["Action"] = [*_as_list(st["Action"]), action]
+
+    return mutate
+
+
+def _retarget(role: str, sid: str, resource: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        _statement(doc, role, sid)["Resource"] = resource
+
+    return mutate
+
+
+def _resource_policy(name: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        (st,) = doc["Resources"][name]["Properties"]["PolicyDocument"]["Statement"]
+        if value is None:
+            del st[key]
+        else:
+            st[key] = value
+
+    return mutate
+
+
+def _url_auth(doc: dict[str, Any]) -> None:
+    # the same public URL on the notifier itself
+    doc["Resources"]["NotifierFunction"]["Properties"]["FunctionUrlConfig"] = {"AuthType": "NONE"}
+
+
+IAM_BROKEN = [
+    pytest.param(
+        _widen("UnsubscribeRole", "RedeemToken", "dynamodb:DeleteItem"),
+        "UnsubscribeRole.RedeemToken",
+        id="unsubscribe-may-delete",
+    ),
+    pytest.param(
+        _retarget("SesEventsRole", "SuppressAndOptOut", {"Fn::GetAtt": ["EventsTable", "Arn"]}),
+        "SesEventsRole.SuppressAndOptOut",
+        id="ses-events-wrong-table",
+    ),
+    pytest.param(
+        _widen("SesEventsRole", "ConsumeSesEvents", "sqs:SendMessage"),
+        "SesEventsRole.ConsumeSesEvents",
+        id="ses-events-may-send",
+    ),
+    pytest.param(
+        _retarget(
+            "ReconcileRole", "DeadLetter", [_arn("FailureQueue"), _arn("StreamFailureQueue")]
+        ),
+        "ReconcileRole.DeadLetter",
+        id="reconcile-stream-failures",
+    ),
+    pytest.param(
+        _widen("FunctionRole", "ReadPreferences", "dynamodb:PutItem"),
+        "FunctionRole.ReadPreferences",
+        id="notifier-writes-preferences",
+    ),
+    pytest.param(
+        _widen("FunctionRole", "ParkUnknown", "sqs:ReceiveMessage"),
+        "FunctionRole.ParkUnknown",
+        id="notifier-consumes-reconcile",
+    ),
+    pytest.param(
+        _retarget(
+            "UnsubscribeRole",
+            "ReadUnsubscribeKey",
+            {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*"},
+        ),
+        "UnsubscribeRole.ReadUnsubscribeKey",
+        id="any-parameter",
+    ),
+    pytest.param(
+        _resource_policy("SesEventsTopicPolicy", "Condition", None),
+        "no aws:SourceArn",
+        id="topic-any-ses-source",
+    ),
+    pytest.param(
+        _resource_policy("SesEventsQueuePolicy", "Principal", "*"),
+        "is not one AWS service",
+        id="queue-public",
+    ),
+    pytest.param(_url_auth, "public lambda:InvokeFunctionUrl", id="notifier-public-url"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), IAM_BROKEN)
+def test_widened_deliverability_permission_is_caught(
+    sam: Callable[[], dict[str, Any]], mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    # GIVEN the template with one permission wider than a function needs
+    doc = sam()
+    mutate(doc)
+    # WHEN the role and resource-policy checks run on the translation
+    cfn = translate(doc)
+    found = role_findings(cfn) + resource_policy_findings(cfn)
+    # THEN the widening is reported
+    assert any(expected in line for line in found), found
+
+
+def _esm_prop(function: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        (event,) = doc["Resources"][function]["Properties"]["Events"].values()
+        if value is None:
+            del event["Properties"][key]
+        else:
+            event["Properties"][key] = value
+
+    return mutate
+
+
+def _queue_prop(queue: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        props = doc["Resources"][queue]["Properties"]
+        if value is None:
+            del props[key]
+        else:
+            props[key] = value
+
+    return mutate
+
+
+def _drop(name: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        del doc["Resources"][name]
+
+    return mutate
+
+
+SQS_BROKEN = [
+    pytest.param(
+        _esm_prop("SesEventsFunction", "FunctionResponseTypes", None),
+        "FunctionResponseTypes",
+        id="ses-events-whole-batch-retried",
+    ),
+    pytest.param(
+        _esm_prop("ReconcileFunction", "FunctionResponseTypes", None),
+        "FunctionResponseTypes",
+        id="reconcile-whole-batch-retried",
+    ),
+    pytest.param(
+        _esm_prop("SesEventsFunction", "MaximumBatchingWindowInSeconds", None),
+        "needs MaximumBatchingWindowInSeconds",
+        id="batch-100-no-window",
+    ),
+    pytest.param(
+        _esm_prop("ReconcileFunction", "BatchSize", 1000),
+        "6 MB",
+        id="reconcile-batch-1000",
+    ),
+    pytest.param(
+        _queue_prop("ReconcileQueue", "VisibilityTimeout", 90),
+        "VisibilityTimeout 90",
+        id="reconcile-visibility-1x",
+    ),
+    pytest.param(
+        _queue_prop("SesEventsQueue", "RedrivePolicy", None),
+        "no RedrivePolicy",
+        id="ses-events-no-dlq",
+    ),
+    pytest.param(
+        _queue_prop("ReconcileDeadLetterQueue", "MessageRetentionPeriod", 345600),
+        "keeps messages shorter",
+        id="reconcile-dlq-4-days",
+    ),
+    pytest.param(
+        _drop("ReconcileDeadLetterQueueDepthAlarm"),
+        "no depth alarm on ReconcileDeadLetterQueue",
+        id="reconcile-dlq-unwatched",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), SQS_BROKEN)
+def test_broken_sqs_setting_is_caught(
+    sam: Callable[[], dict[str, Any]], mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    # GIVEN the template with one SQS setting that would loop, lose or silently park messages
+    doc = sam()
+    mutate(doc)
+    # WHEN the SQS checks run
+    found = sqs_findings(doc)
+    # THEN it is reported
+    assert any(expected in line for line in found), found
