@@ -218,3 +218,41 @@ def test_an_unusable_template_directory_is_one_line(tmp_path: Path, monkeypatch:
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert "NOTIFIER_TEMPLATES" in err
+
+
+def test_inspect_shows_what_ses_said_about_a_send(
+    env: dict[str, str], resources: Resources
+) -> None:
+    # GIVEN a sent entry the SES events handler marked bounced, and a parked unknown send
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(
+        TableName=resources.ledger_table,
+        Item={
+            "pk": {"S": "email#evt-bounced"},
+            "state": {"S": "SENT"},
+            "message_id": {"S": "ses-1"},
+            "delivery": {"S": "Bounce"},
+            "delivery_at": {"N": "1767225600"},
+            "bounce_type": {"S": "Permanent"},
+        },
+    )
+    ddb.put_item(
+        TableName=resources.ledger_table,
+        Item={
+            "pk": {"S": "email#evt-parked"},
+            "state": {"S": "UNKNOWN"},
+            "outcome": {"S": "unknown"},
+            "reconcile_by": {"N": "1767225720"},
+        },
+    )
+    # WHEN inspect is asked for both
+    code, out, _ = cli("inspect", "evt-bounced", "--json")
+    (bounced,) = json.loads(out)
+    code2, out2, _ = cli("inspect", "evt-parked", "--json")
+    (parked,) = json.loads(out2)
+    # THEN the delivery status, its time and the bounce type are shown, and when a parked
+    # send comes due
+    assert (code, code2) == (0, 0)
+    assert (bounced["delivery"], bounced["bounce_type"]) == ("Bounce", "Permanent")
+    assert bounced["delivery_at"] == "2026-01-01T00:00:00.000Z"
+    assert (parked["state"], parked["reconcile_by"]) == ("UNKNOWN", "2026-01-01T00:02:00.000Z")
