@@ -36,6 +36,10 @@ from notifier.local.webhook_receiver import WebhookReceiver
 from notifier.samples import make_stream_record, user_email
 from notifier.settings import Settings
 
+# Multi-process / timing-heavy: run on the main interpreter in CI, not on every CPython
+# (.ci/test-pythons runs -m "not slow"; the fast suite covers the same code on each).
+pytestmark = pytest.mark.slow
+
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 SECRET_ENV = "NOTIFIER_TEST_WEBHOOK_SECRET"
 ROUTE_KEYS = ("sent", "assumed_sent", "unknown_outcomes", "retries")

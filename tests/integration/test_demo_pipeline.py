@@ -17,6 +17,10 @@ import pytest
 from notifier.local import demo
 from notifier.local.moto_server import sent_emails
 
+# Multi-process / timing-heavy: run on the main interpreter in CI, not on every CPython
+# (.ci/test-pythons runs -m "not slow"; the fast suite covers the same code on each).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def run_demo(aws: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, Any]]:

@@ -27,6 +27,10 @@ from notifier.samples import make_stream_record
 from notifier.ses_events import build_ses_events_handler
 from notifier.settings import Settings
 
+# Multi-process / timing-heavy: run on the main interpreter in CI, not on every CPython
+# (.ci/test-pythons runs -m "not slow"; the fast suite covers the same code on each).
+pytestmark = pytest.mark.slow
+
 LEDGER = "notifier-ledger"
 RECORDS = 80
 
@@ -179,7 +183,7 @@ def test_lost_replies_are_settled_by_ses_events_not_resent(
     assert reconcile_run(handler, {"Records": due}, _Ctx()) == {"batchItemFailures": []}
     # THEN nothing was sent twice and nothing is lost
     assert len(sent_emails(world["endpoint"])) == RECORDS
-    assert handler.stats["duplicates"] >= lost
+    assert handler.stats["reconciled"] == lost
 
 
 def test_without_evidence_a_parked_send_is_resent_once_when_due(

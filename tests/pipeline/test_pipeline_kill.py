@@ -63,6 +63,10 @@ from notifier.local.webhook_receiver import WebhookReceiver
 from notifier.pipeline import BatchFailedError
 from notifier.settings import Settings
 
+# Multi-process / timing-heavy: run on the main interpreter in CI, not on every CPython
+# (.ci/test-pythons runs -m "not slow"; the fast suite covers the same code on each).
+pytestmark = pytest.mark.slow
+
 SEED = int(os.environ.get("NOTIFIER_KILL_SEED", "25"))
 #: Sends/s of each channel in the worker (token bucket: a burst of RATE, then RATE/s): a
 #: 100-notification send phase lasts about a second.
