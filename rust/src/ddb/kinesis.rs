@@ -99,6 +99,17 @@ pub(crate) fn inner_fast(
     }
 }
 
+/// The one-pass decoder of a change record for rendering ([`Want::Render`]:
+/// only the image a template sees is built), as an [`InnerFn`].
+pub(crate) fn inner_for_render(
+) -> impl FnMut(usize, &str, Range<usize>, String) -> Option<RecordData> {
+    inner_fast(Want::Render)
+}
+
+// For the templates' `render_event` (parsed events), beside the text path's
+// [`decode_kinesis_using`] and [`decode_items`].
+pub(crate) use super::kinesis_py::{is_kinesis_parsed, kinesis_source, parsed_outers};
+
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
     #[serde(rename = "Records", borrow)]
