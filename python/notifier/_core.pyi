@@ -316,17 +316,27 @@ class TemplateSet:
         *,
         route: str = "event_type",
         locale: str | None = "user.locale",
+        source: _Source = "auto",
     ) -> list[Rendered | TemplateError | RecordError | None]:
         """Decode a stream event and render every record in one call (decode -> route ->
         render), with the GIL released throughout for raw bytes/str.
+
+        The event is a DynamoDB Streams event or a Kinesis event of Kinesis Data Streams
+        for DynamoDB, told apart by ``source`` as ``decode_stream_event`` does (``"auto"``:
+        by the first record's ``eventSource``). A Kinesis record renders as the streams
+        record of the same change renders: ``event.sequence_number`` is the Kinesis
+        ``sequenceNumber`` and ``event.approximate_creation_time`` is in seconds, as
+        ``decode_kinesis_event`` gives them.
 
         ``names``: one template for every record, a mapping from the value of the
         ``route`` attribute (a dotted path in the image) to a template name, or None for
         the template named by that value. ``locale``: dotted path of the record's locale
         (None, or a missing attribute: the default locale). One item per record, in
         order: Rendered; a TemplateError when rendering failed; the record's RecordError
-        (as ``decode_stream_event(..., errors="collect")`` gives it) when it did not
-        decode; None when ``names`` is a mapping without the record's route value, or
-        the record has no route attribute. Context as for ``render_records``. Raises
-        DecodeError only for a malformed envelope (not JSON, no ``Records`` list).
+        (as ``decode_stream_event(..., errors="collect")`` gives it, e.g. for a Kinesis
+        record whose ``data`` is not base64) when it did not decode; None when ``names``
+        is a mapping without the record's route value, or the record has no route
+        attribute. Context as for ``render_records``. Raises
+        DecodeError only for a malformed envelope (not JSON, no ``Records`` list), and
+        ValueError for an unknown ``source``.
         """

@@ -210,3 +210,56 @@ def test_the_handler_decodes_either_source() -> None:
         assert [r.sequence_number for r in records] == [
             r["dynamodb"]["SequenceNumber"] for r in stream["Records"]
         ]
+
+
+def test_payload_text_as_json_writes_it() -> None:
+    # GIVEN one Kinesis record whose base64 data is written with JSON escapes or spaces
+    event = to_kinesis_event(make_stream_event(1))
+    data = event["Records"][0]["kinesis"]["data"]
+    raw = json.dumps(event)
+    (want,) = decode_kinesis_event(raw)
+    escaped = {
+        # \\u escapes, escaped whitespace around it (ASCII whitespace is trimmed), spaces
+        "unicode": raw.replace(data, "\\u00" + f"{ord(data[0]):02x}" + data[1:]),
+        "many": raw.replace(data, data.replace("e", "\\u0065")),
+        "escaped whitespace": raw.replace(data, "\\n" + data + "\\t"),
+        "spaces": raw.replace(data, "  " + data + " "),
+    }
+    for name, text in escaped.items():
+        assert text != raw, name
+        # WHEN decoded THEN the record is the one the plain text gives
+        (got,) = decode_kinesis_event(text)
+        assert (got.sequence_number, got.event_id, got.new_image, got.raw) == (
+            want.sequence_number,
+            want.event_id,
+            want.new_image,
+            want.raw,
+        ), name
+    # AND a raw control character in the data is not JSON: the envelope's DecodeError
+    for ctrl in ("\t", "\n", "\x01"):
+        with pytest.raises(DecodeError, match="not a Kinesis event"):
+            decode_kinesis_event(raw.replace(data, data + ctrl))
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["QQ", "QR==", "QUJ=", "Q===", "QUJD-_", "QUJD\\u0000", "QU JD", "====", "\\\\QUJD", "é"],
+)
+def test_invalid_base64_is_the_records_typed_error(data: str) -> None:
+    # GIVEN a good record and one whose data is not canonical padded base64 (missing padding,
+    # trailing bits set, URL-safe letters, NUL, inner space, a backslash, non-ASCII)
+    event = to_kinesis_event(make_stream_event(2))
+    raw = json.dumps(event).replace(event["Records"][1]["kinesis"]["data"], data)
+    parsed = json.loads(raw)
+    for form in (raw, raw.encode(), parsed):
+        # WHEN decoded THEN that record is a RecordError naming only the data's length
+        good, bad = decode_kinesis_event(form, errors="collect")
+        assert isinstance(good, StreamRecord)
+        assert isinstance(bad, RecordError)
+        assert isinstance(bad.error, DecodeError)
+        n = len(parsed["Records"][1]["kinesis"]["data"])
+        assert str(bad.error) == f"Records[1].kinesis.data: invalid base64 ({n} characters)"
+        assert bad.sequence_number == f"4965{1:052d}"
+        # AND with errors="raise" the same message is raised
+        with pytest.raises(DecodeError, match=r"^Records\[1\]\.kinesis\.data: invalid base64"):
+            decode_kinesis_event(form)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 from tpl_helpers import MakeSet
 
 from notifier import samples
-from notifier.ddb import DecodeError, RecordError, decode_stream_event
+from notifier.ddb import DecodeError, RecordError, decode_kinesis_event, decode_stream_event
 from notifier.templates import Rendered, TemplateError, TemplateSet
 
 EVENTS = Path(__file__).parent / "events"
@@ -176,3 +178,173 @@ def test_envelope_and_argument_errors(builtin_set: TemplateSet) -> None:
         builtin_set.render_event(b'{"Records": []}', ["a"])  # type: ignore[arg-type]
     # AND an empty batch renders nothing
     assert builtin_set.render_event(b'{"Records": []}') == []
+
+
+# --- Kinesis Data Streams for DynamoDB -------------------------------------------------------
+
+# Every field of the context a record gives, beside an image attribute.
+EVENT_FIELDS = (
+    "{{ event.name }}|{{ event.id }}|{{ event.sequence_number }}|"
+    "{{ event.approximate_creation_time }}|{{ user.id }}|{{ event_type }}"
+)
+
+
+def _kinesis_pair(stream: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The records of ``stream`` as a Lambda Kinesis event of Kinesis Data Streams for
+    DynamoDB (each change record base64 in ``kinesis.data``, its creation time in
+    milliseconds), and the DynamoDB Streams event it is equivalent to (the Kinesis
+    sequence numbers, creation times in seconds as Kinesis carries them)."""
+    equivalent = copy.deepcopy(stream)
+    records = []
+    for i, rec in enumerate(equivalent["Records"]):
+        seq = f"4965{i:052d}"
+        ddb = rec["dynamodb"]
+        change_ddb = {k: v for k, v in ddb.items() if k not in ("SequenceNumber", "StreamViewType")}
+        if "ApproximateCreationDateTime" in ddb:
+            ms = int(ddb["ApproximateCreationDateTime"] * 1000)
+            change_ddb["ApproximateCreationDateTime"] = ms
+            ddb["ApproximateCreationDateTime"] = ms / 1000
+        ddb["SequenceNumber"] = seq
+        change = {
+            "awsRegion": rec.get("awsRegion", "us-east-1"),
+            "eventID": rec["eventID"],
+            "eventName": rec["eventName"],
+            "userIdentity": None,
+            "recordFormat": "application/json",
+            "tableName": "notifier",
+            "dynamodb": change_ddb,
+            "eventSource": "aws:dynamodb",
+        }
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": f"{i:032X}",
+                    "sequenceNumber": seq,
+                    "data": base64.b64encode(json.dumps(change).encode()).decode(),
+                    "approximateArrivalTimestamp": 1733371200.5,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{seq}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/notifier",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/notifier",
+            }
+        )
+    return {"Records": records}, equivalent
+
+
+def _forms(event: dict[str, Any]) -> list[Any]:
+    text = json.dumps(event)
+    return [text.encode(), text, bytearray(text.encode()), event]
+
+
+@pytest.mark.parametrize("form", range(4), ids=["bytes", "str", "bytearray", "dict"])
+def test_a_kinesis_event_renders_as_the_equivalent_streams_event(
+    builtin_set: TemplateSet, make_set: MakeSet, batch: dict[str, Any], form: int
+) -> None:
+    # GIVEN the 60 sample records delivered through Kinesis, and the streams event they equal
+    kinesis, stream = _kinesis_pair(batch)
+    event = _forms(kinesis)[form]
+    fields = make_set({t: EVENT_FIELDS for t in ("n/body.txt", "n/subject.txt")})
+    for ts, names in ((builtin_set, None), (fields, "n")):
+        want = ts.render_event(json.dumps(stream).encode(), names)
+        assert all(isinstance(r, Rendered) for r in want)
+        # WHEN rendered in one call, told by eventSource and named explicitly
+        # THEN every record renders exactly as its streams record does
+        assert ts.render_event(event, names) == want
+        assert ts.render_event(event, names, source="kinesis") == want
+        # AND as decode_kinesis_event + render_records give it
+        if names is None:
+            assert ts.render_event(event) == _two_step_records(ts, decode_kinesis_event(event))
+    # AND the context carries the Kinesis sequence number and the creation time in seconds
+    got = fields.render_event(event, "n")
+    first = got[0]
+    assert isinstance(first, Rendered)
+    rec = stream["Records"][0]
+    assert first.text.split("|")[:4] == [
+        rec["eventName"],
+        rec["eventID"],
+        f"4965{0:052d}",
+        str(rec["dynamodb"]["ApproximateCreationDateTime"]),
+    ]
+
+
+def _two_step_records(ts: TemplateSet, records: list[Any]) -> list[Rendered | TemplateError]:
+    names = [r.get("event_type") for r in records]
+    locales = [r.get("user.locale") for r in records]
+    return ts.render_records(records, names, locales)
+
+
+@pytest.mark.parametrize("parsed", [False, True])
+def test_a_bad_kinesis_record_is_its_record_error_and_the_rest_render(
+    builtin_set: TemplateSet, batch: dict[str, Any], parsed: bool
+) -> None:
+    # GIVEN a Kinesis batch whose record 3 is not base64, record 5 carries a bad change
+    # record and record 7 has no kinesis member
+    kinesis, _ = _kinesis_pair(batch)
+    records = kinesis["Records"]
+    records[3]["kinesis"]["data"] = "!!not base64"
+    records[5]["kinesis"]["data"] = base64.b64encode(b'{"eventName": 1}').decode()
+    del records[7]["kinesis"]
+    event = kinesis if parsed else json.dumps(kinesis).encode()
+    # WHEN rendered in one call
+    got = builtin_set.render_event(event)
+    want = decode_kinesis_event(event, errors="collect")
+    # THEN each bad slot is the RecordError decode_kinesis_event(errors="collect") gives
+    for i, message in (
+        (3, "Records[3].kinesis.data: invalid base64 (12 characters)"),
+        (5, "Records[5].kinesis.data"),
+        (7, "Records[7]: missing required field"),
+    ):
+        bad, expected = got[i], want[i]
+        assert isinstance(bad, RecordError)
+        assert isinstance(expected, RecordError)
+        assert (bad.index, bad.event_id, bad.sequence_number) == (
+            i,
+            expected.event_id,
+            expected.sequence_number,
+        )
+        assert isinstance(bad.error, DecodeError)
+        assert str(bad.error) == str(expected.error)
+        assert str(bad.error).startswith(message)
+        # AND its raw text is the Kinesis record as received
+        assert bad.raw == expected.raw
+        assert json.loads(bad.raw) == records[i]
+    assert got[3].sequence_number == f"4965{3:052d}"  # type: ignore[union-attr]
+    # AND every other record rendered
+    assert all(isinstance(r, Rendered) for i, r in enumerate(got) if i not in (3, 5, 7))
+
+
+def test_kinesis_envelope_and_source_errors(
+    builtin_set: TemplateSet, batch: dict[str, Any]
+) -> None:
+    kinesis, _ = _kinesis_pair(samples.make_stream_event(3))
+    raw = json.dumps(kinesis).encode()
+    # GIVEN a Kinesis event cut short (auto-detected by its first eventSource), and events
+    # without a Records list read as Kinesis WHEN rendered THEN DecodeError, as
+    # decode_kinesis_event raises it
+    for event in (raw[:-10], b'{"records": []}', {"Records": 7}, b"[]"):
+        with pytest.raises(DecodeError) as err:
+            builtin_set.render_event(event, source="kinesis")
+        with pytest.raises(DecodeError) as reference:
+            decode_kinesis_event(event)
+        assert str(err.value) == str(reference.value)
+    with pytest.raises(DecodeError, match="not a Kinesis event"):
+        builtin_set.render_event(raw[:-10])
+    # AND an unknown source is a ValueError
+    with pytest.raises(ValueError, match="source must be"):
+        builtin_set.render_event(raw, source="sqs")  # type: ignore[arg-type]
+    # AND source="dynamodb" reads the Kinesis records as streams records: each its
+    # RecordError, as decode_stream_event gives them
+    for event in (raw, kinesis):
+        got = builtin_set.render_event(event, source="dynamodb")
+        want = decode_stream_event(event, errors="collect", source="dynamodb")
+        assert [str(r.error) for r in got] == [str(r.error) for r in want]  # type: ignore[union-attr]
+    # AND a streams event read as Kinesis: every record's RecordError
+    stream = json.dumps(batch).encode()
+    got = builtin_set.render_event(stream, source="kinesis")
+    assert all(isinstance(r, RecordError) for r in got)
+    assert builtin_set.render_event(b'{"Records": []}', source="kinesis") == []

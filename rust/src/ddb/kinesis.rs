@@ -13,7 +13,6 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -99,6 +98,17 @@ pub(crate) fn inner_fast(
         accepts(text, &range, end).then_some(data)
     }
 }
+
+/// The one-pass decoder of a change record for rendering ([`Want::Render`]:
+/// only the image a template sees is built), as an [`InnerFn`].
+pub(crate) fn inner_for_render(
+) -> impl FnMut(usize, &str, Range<usize>, String) -> Option<RecordData> {
+    inner_fast(Want::Render)
+}
+
+// For the templates' `render_event` (parsed events), beside the text path's
+// [`decode_kinesis_using`] and [`decode_items`].
+pub(crate) use super::kinesis_py::{is_kinesis_parsed, kinesis_source, parsed_outers};
 
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
@@ -192,11 +202,13 @@ pub(crate) fn decode_kinesis_using(
     if let Some(records) = fast::kinesis_envelope(text) {
         let (spans, items): (Vec<_>, Vec<_>) =
             records.into_iter().map(|(span, o)| (span, Ok(o))).unzip();
-        let mut batch = decode_items(items, stop_on_error, inner);
-        for (rec, span) in batch.records.iter_mut().zip(spans) {
-            rec.raw = span;
+        if let Some((buf, read)) = read_payloads(items, Data::Unchecked) {
+            let mut batch = decode_payloads(buf, read, stop_on_error, inner);
+            for (rec, span) in batch.records.iter_mut().zip(spans) {
+                rec.raw = span;
+            }
+            return Ok(batch);
         }
-        return Ok(batch);
     }
     decode_kinesis_two_pass(text, stop_on_error, inner)
 }
@@ -285,6 +297,31 @@ pub(crate) fn decode_items(
     stop_on_error: bool,
     inner: &mut InnerFn<'_>,
 ) -> KinesisBatch {
+    // Not `Unchecked`: every outcome is `Some`.
+    let (buf, read) = read_payloads(items, Data::Checked).unwrap_or_default();
+    decode_payloads(buf, read, stop_on_error, inner)
+}
+
+/// Where the `data` texts of [`read_payloads`] come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// Decoded JSON strings, or Python strings.
+    Checked,
+    /// Borrowed from the event text up to the closing quote by the one-pass
+    /// envelope, NOT checked for a backslash (an escape) or a raw control
+    /// character (invalid JSON): [`read_payloads`] does that.
+    Unchecked,
+}
+
+/// Every payload base64-decoded, one after the other into one buffer, and each
+/// record's outcome so far. `None` when `data` is [`Data::Unchecked`] and some
+/// record's `data` text is not what its JSON string holds (it has an escape,
+/// or is invalid JSON): the caller then decodes the event with serde.
+fn read_payloads(
+    items: Vec<Result<Outer<'_>, RecordFailure>>,
+    data_from: Data,
+) -> Option<(Vec<u8>, Vec<Read>)> {
+    let unchecked = data_from == Data::Unchecked;
     let capacity = items
         .iter()
         .filter_map(|o| Some(o.as_ref().ok()?.data.as_ref()?.len() / 4 * 3 + 3))
@@ -307,19 +344,40 @@ pub(crate) fn decode_items(
             }
             failure(index, e.within_key("kinesis"), None, seq.clone())
         };
+        let Some(data) = outer.data else {
+            let msg = match seq {
+                None => "missing required field \"sequenceNumber\"",
+                Some(_) => "missing required field \"data\"",
+            };
+            read.push(Err(fail(msg, None)));
+            continue;
+        };
+        let trimmed = data.trim_ascii();
+        let start = buf.len();
+        // Into the buffer's spare capacity (reserved above for every payload);
+        // as strict as `base64`'s STANDARD engine (canonical padding, no
+        // trailing bits), which the tests check.
+        let decoded = seq.is_some()
+            && base64_simd::STANDARD
+                .decode_append(trimmed, &mut buf)
+                .is_ok();
+        // Decoded, `trimmed` is base64 alone: only the ASCII whitespace trimmed
+        // off can be a control character (a space is the only one JSON allows).
+        if unchecked {
+            let plain = if decoded {
+                data.trim_matches(' ').len() == trimmed.len()
+            } else {
+                plain_json_text(&data)
+            };
+            if !plain {
+                return None;
+            }
+        }
         let Some(s) = seq.clone() else {
             read.push(Err(fail("missing required field \"sequenceNumber\"", None)));
             continue;
         };
-        let Some(data) = outer.data else {
-            read.push(Err(fail("missing required field \"data\"", None)));
-            continue;
-        };
-        let start = buf.len();
-        if base64::engine::general_purpose::STANDARD
-            .decode_vec(data.trim_ascii(), &mut buf)
-            .is_err()
-        {
+        if !decoded {
             buf.truncate(start);
             let msg = format!("invalid base64 ({} characters)", data.chars().count());
             read.push(Err(fail(&msg, Some("data"))));
@@ -332,6 +390,22 @@ pub(crate) fn decode_items(
             outer.aws_region,
         )));
     }
+    Some((buf, read))
+}
+
+/// Whether `text`, read from between a JSON string's quotes, is that string's
+/// value: no escape (backslash) and no control character (invalid in JSON).
+fn plain_json_text(text: &str) -> bool {
+    !text.bytes().any(|b| b < 0x20 || b == b'\\')
+}
+
+/// Decode each change record where it lies in `buf` (see [`decode_items`]).
+fn decode_payloads(
+    buf: Vec<u8>,
+    mut read: Vec<Read>,
+    stop_on_error: bool,
+    inner: &mut InnerFn<'_>,
+) -> KinesisBatch {
     let text = utf8_payloads(buf, &mut read);
     let mut records = Vec::with_capacity(read.len());
     for (index, item) in read.into_iter().enumerate() {
@@ -588,6 +662,24 @@ mod tests {
             format!("{{\"Records\":[{good}]}} x"),
             "{}".to_owned(),
             "[]".to_owned(),
+            // `data` is read up to the quote unchecked, then checked once decoded:
+            // spaces around it are JSON, raw tabs or newlines are not, escapes
+            // (even a valid payload's) go to serde
+            event(&[record(&format!("  {}  ", b64(CHANGE)), "1")]),
+            event(&[record(&format!("{}\t", b64(CHANGE)), "1")]),
+            event(&[record(&format!("\n{}", b64(CHANGE)), "1")]),
+            event(&[record(&format!("{}\\t", b64(CHANGE)), "1")]),
+            event(&[record(&format!("{}\\u003d", &b64(CHANGE)[..b64(CHANGE).len() - 1]), "1")]),
+            event(&[record(&b64(CHANGE).replacen('/', "\\/", 1), "1")]),
+            event(&[good.clone(), record("ab\\\"cd", "2")]),
+            event(&[good.clone(), record("ab\\/cd", "2")]),
+            event(&[good.clone(), record("ab\u{1}cd", "2")]),
+            event(&[good.clone(), record("ab\u{7f}cd\u{e9}", "2")]),
+            event(&["{\"kinesis\":{\"data\":\"a\u{1}b\"}}".to_owned()]),
+            event(&[r#"{"kinesis":{"data":"a\\nb"}}"#.to_owned()]),
+            event(&[r#"{"kinesis":{"data":"ab"}}"#.to_owned()]),
+            event(&[r#"{"kinesis":{"sequenceNumber":"1","data":""}}"#.to_owned()]),
+            event(&["{\"kinesis\":{\"sequenceNumber\":\"1\",\"data\":\"\u{1}\"}}".to_owned()]),
         ];
         for text in &cases {
             for stop in [false, true] {
@@ -598,6 +690,95 @@ mod tests {
         }
         assert!(fast::kinesis_envelope(&cases[0]).is_some());
         assert!(fast::kinesis_envelope(&cases[2]).is_some());
+        // the one-pass path decodes a payload with spaces around it (and only spaces)
+        let spaced = &cases[15];
+        let records = fast::kinesis_envelope(spaced)
+            .expect("one pass")
+            .into_iter();
+        let items = records.map(|(_, o)| Ok(o)).collect();
+        assert!(read_payloads(items, Data::Unchecked).is_some());
+        for text in &cases[16..18] {
+            let records = fast::kinesis_envelope(text).expect("one pass").into_iter();
+            let items = records.map(|(_, o)| Ok(o)).collect();
+            assert!(read_payloads(items, Data::Unchecked).is_none(), "{text}");
+        }
+        let out = decode_kinesis_str(spaced, false).expect("envelope is fine");
+        assert!(out.records.first().is_some_and(|r| r.result.is_ok()));
+        for text in &cases[16..18] {
+            assert!(decode_kinesis_str(text, false).is_err(), "{text}");
+        }
+        let escaped = decode_kinesis_str(&cases[18], false).expect("envelope is fine");
+        assert!(escaped.records.first().is_some_and(|r| r.result.is_ok()));
+    }
+
+    /// The base64 engine of the payloads accepts exactly what the `base64`
+    /// crate's STANDARD engine accepts (canonical padding, no trailing bits),
+    /// and decodes it the same.
+    #[test]
+    fn payload_base64_is_the_base64_crate_standard() {
+        use proptest::prelude::*;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let same = |text: &str| {
+            let mut buf = b"prefix".to_vec();
+            let simd = base64_simd::STANDARD
+                .decode_append(text, &mut buf)
+                .map(|()| buf.split_off(6));
+            let reference = engine.decode(text);
+            assert_eq!(simd.ok(), reference.ok(), "{text:?}");
+        };
+        for text in [
+            "",
+            "=",
+            "==",
+            "===",
+            "====",
+            "A",
+            "AA",
+            "AA=",
+            "AA==",
+            "AAA=",
+            "AAA",
+            "AAAA",
+            "AB==",
+            "AAB=",
+            "QQ==",
+            "QR==",
+            "QUI=",
+            "QUJ=",
+            "QUJD",
+            "QUJD====",
+            "QU=D",
+            "Q===",
+            "QQ=",
+            "QQ===",
+            "QUJDRA==",
+            "QUJDRA",
+            "QUJDR",
+            " QUJD",
+            "QUJD\n",
+            "QU JD",
+            "QUJD-_",
+            "QUJD+/",
+            "\u{e9}AAA",
+            "AAAA\0",
+        ] {
+            same(text);
+        }
+        let config = ProptestConfig {
+            cases: 4_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(text in "[A-Da-d0-3+/=\\- _.]{0,70}")| same(&text));
+        proptest!(config, |(bytes in proptest::collection::vec(any::<u8>(), 0..80), cut in 0usize..4, tweak in any::<u8>())| {
+            // canonical encodings, cut short or with one character changed
+            let mut text = engine.encode(&bytes).into_bytes();
+            text.truncate(text.len().saturating_sub(cut));
+            if let Some(c) = text.last_mut() {
+                *c = b"AQgw+/=Bz9"[usize::from(tweak) % 10];
+            }
+            same(&String::from_utf8(text).unwrap_or_default());
+        });
     }
 
     #[test]

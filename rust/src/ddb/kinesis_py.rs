@@ -29,9 +29,23 @@ fn internal<T>(_: T) -> PyErr {
     DecodeError::new_err("internal error in the DynamoDB decoder (please report)")
 }
 
+/// What `source` (`"auto"`, `"dynamodb"` or `"kinesis"`, as `decode_stream_event`
+/// takes it) says of an event: `Some(true)` a Kinesis event, `Some(false)` a
+/// DynamoDB Streams event, `None` told by the event (its first `eventSource`).
+pub(crate) fn kinesis_source(source: &str) -> PyResult<Option<bool>> {
+    match source {
+        "auto" => Ok(None),
+        "dynamodb" => Ok(Some(false)),
+        "kinesis" => Ok(Some(true)),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "source must be \"auto\", \"dynamodb\" or \"kinesis\", not {other:?}"
+        ))),
+    }
+}
+
 /// Whether a parsed event is a Kinesis event: its first record's `eventSource`
 /// is `"aws:kinesis"`.
-pub(super) fn is_kinesis_parsed(event: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(crate) fn is_kinesis_parsed(event: &Bound<'_, PyAny>) -> PyResult<bool> {
     let Ok(records) = parsed_records(event) else {
         return Ok(false); // the streams path reports the envelope
     };
@@ -143,16 +157,11 @@ fn outer_from_py(rec: &Bound<'_, PyAny>) -> Result<Outer<'static>, Fail> {
     })
 }
 
-/// A parsed Kinesis event (`{"Records": [...]}` as Python objects) to records.
-pub(super) fn from_py(
-    py: Python<'_>,
-    event: &Bound<'_, PyAny>,
-    numbers: Numbers,
-    errors: Errors,
-    images: Images,
-) -> PyResult<Py<PyList>> {
-    let items = parsed_records(event)?;
-    let stop = errors == Errors::Raise;
+/// The envelope fields of a parsed Kinesis event's records (`Records`), or
+/// each one's failure (`Err` only for a Python error reading them).
+pub(crate) fn parsed_outers(
+    items: &[Bound<'_, PyAny>],
+) -> PyResult<Vec<Result<Outer<'static>, RecordFailure>>> {
     let mut outers = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         outers.push(match outer_from_py(item) {
@@ -171,6 +180,20 @@ pub(super) fn from_py(
             }
         });
     }
+    Ok(outers)
+}
+
+/// A parsed Kinesis event (`{"Records": [...]}` as Python objects) to records.
+pub(super) fn from_py(
+    py: Python<'_>,
+    event: &Bound<'_, PyAny>,
+    numbers: Numbers,
+    errors: Errors,
+    images: Images,
+) -> PyResult<Py<PyList>> {
+    let items = parsed_records(event)?;
+    let stop = errors == Errors::Raise;
+    let outers = parsed_outers(&items)?;
     let keys = Arc::new(KeyCache::default());
     let (batch, built, _gc) = with_inner(py, numbers, images, &keys, |inner| {
         kinesis::decode_items(outers, stop, inner)

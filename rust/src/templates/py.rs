@@ -19,7 +19,7 @@ use super::image::RecordContext;
 use super::pyconv::{context_to_value, SmallMap};
 use super::set::{RenderedParts, TemplateSet};
 use crate::ddb::event::{decode_event_for_render, RecordData};
-use crate::ddb::{self, AttrValue, Map, StreamRecord};
+use crate::ddb::{self, kinesis, AttrValue, Map, StreamRecord};
 use crate::errors::DecodeError;
 
 /// One rendered notification: subject, plain text and (optional) HTML.
@@ -323,10 +323,11 @@ impl PyTemplateSet {
         result_list(py, results)
     }
 
-    /// Decode a raw stream event and render every record, in one call with the GIL released.
+    /// Decode a raw stream event (DynamoDB Streams, or Kinesis Data Streams for
+    /// DynamoDB) and render every record, in one call with the GIL released.
     #[pyo3(
-        signature = (event, names = None, *, route = "event_type", locale = Some("user.locale")),
-        text_signature = "(self, /, event, names=None, *, route='event_type', locale='user.locale')"
+        signature = (event, names = None, *, route = "event_type", locale = Some("user.locale"), source = "auto"),
+        text_signature = "(self, /, event, names=None, *, route='event_type', locale='user.locale', source='auto')"
     )]
     fn render_event(
         &self,
@@ -335,8 +336,10 @@ impl PyTemplateSet {
         names: Option<&Bound<'_, PyAny>>,
         route: &str,
         locale: Option<&str>,
+        source: &str,
     ) -> PyResult<Py<PyList>> {
         let names = Names::from_arg(names)?;
+        let kinesis = kinesis::kinesis_source(source)?;
         let how = Routing {
             names: &names,
             route,
@@ -347,20 +350,33 @@ impl PyTemplateSet {
                 Some(text) => {
                     let text = text.map_err(|e| DecodeError::new_err(e.to_string()))?;
                     let text: &str = &text;
+                    let kinesis = kinesis.unwrap_or_else(|| kinesis::is_kinesis_text(text));
                     let outcomes = py
                         .allow_threads(|| {
-                            let decoded = decode_event_for_render(text, false)?;
+                            let decoded: Vec<_> = if kinesis {
+                                let mut inner = kinesis::inner_for_render();
+                                kinesis::decode_kinesis_using(text, false, &mut inner)?
+                                    .records
+                                    .into_iter()
+                                    .map(|rec| (rec.raw, rec.result))
+                                    .collect()
+                            } else {
+                                decode_event_for_render(text, false)?
+                                    .into_iter()
+                                    .map(|rec| (rec.raw, rec.result))
+                                    .collect()
+                            };
                             Ok(decoded
                                 .into_iter()
                                 .enumerate()
-                                .map(|(index, rec)| match rec.result {
+                                .map(|(index, (raw, result))| match result {
                                     Ok(data) => self.render_data(data, &how),
                                     Err(f) => Outcome::Failed {
                                         index,
                                         message: f.error.to_string(),
                                         event_id: f.event_id,
                                         sequence_number: f.sequence_number,
-                                        raw: FailedRaw::Range(rec.raw),
+                                        raw: FailedRaw::Range(raw),
                                     },
                                 })
                                 .collect::<Vec<_>>())
@@ -369,19 +385,50 @@ impl PyTemplateSet {
                     return self.outcome_list(py, outcomes, Some(text));
                 }
                 None => {
+                    let kinesis = match kinesis {
+                        Some(k) => k,
+                        None => kinesis::is_kinesis_parsed(event)?,
+                    };
                     let records = ddb::parsed_records(event)?;
+                    let failed = |index: usize, message, event_id, sequence_number| {
+                        let rec = records.get(index).ok_or_else(|| {
+                            DecodeError::new_err("internal error in render_event (please report)")
+                        })?;
+                        Ok::<_, PyErr>(Outcome::Failed {
+                            index,
+                            message,
+                            event_id,
+                            sequence_number,
+                            raw: FailedRaw::Py(crate::ddb::record::dump_json(rec)?.unbind()),
+                        })
+                    };
                     let mut data = Vec::with_capacity(records.len());
-                    for (index, rec) in records.iter().enumerate() {
-                        data.push(match ddb::parsed_record(rec, index)? {
-                            Ok(d) => Ok(d),
-                            Err(f) => Err(Outcome::Failed {
-                                index,
-                                message: f.message,
-                                event_id: f.event_id,
-                                sequence_number: f.sequence_number,
-                                raw: FailedRaw::Py(crate::ddb::record::dump_json(rec)?.unbind()),
-                            }),
+                    if kinesis {
+                        let outers = kinesis::parsed_outers(&records)?;
+                        let batch = py.allow_threads(|| {
+                            let mut inner = kinesis::inner_for_render();
+                            kinesis::decode_items(outers, false, &mut inner)
                         });
+                        for (index, rec) in batch.records.into_iter().enumerate() {
+                            data.push(match rec.result {
+                                Ok(d) => Ok(d),
+                                Err(f) => Err(failed(
+                                    index,
+                                    f.error.to_string(),
+                                    f.event_id,
+                                    f.sequence_number,
+                                )?),
+                            });
+                        }
+                    } else {
+                        for (index, rec) in records.iter().enumerate() {
+                            data.push(match ddb::parsed_record(rec, index)? {
+                                Ok(d) => Ok(d),
+                                Err(f) => {
+                                    Err(failed(index, f.message, f.event_id, f.sequence_number)?)
+                                }
+                            });
+                        }
                     }
                     py.allow_threads(|| {
                         data.into_iter()
