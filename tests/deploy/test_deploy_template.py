@@ -18,6 +18,10 @@ import pytest
 
 from notifier.samples import EVENT_TYPES, make_stream_record
 
+# The SAM template's checks (translator, cfn-lint, IAM) do not depend on the interpreter: they
+# run on the main one in CI, not again on every CPython (.ci/test-pythons: -m "not slow").
+pytestmark = pytest.mark.slow
+
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "template.yaml"
 PARAMETERS = {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/notifier:test"}
 #: Account-level SES reads: these actions have no resource type, "*" is the only valid Resource.
