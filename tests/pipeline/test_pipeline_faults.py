@@ -323,18 +323,20 @@ def test_failure_bodies_are_capped_in_bytes_after_encoding(char: str) -> None:
 
 def test_a_paused_channel_holds_the_invocation_instead_of_returning_at_once(
     make_handler: Callable[..., Handler],
+    write_config: Callable[..., Path],
     stream_event: Callable[..., Any],
     provisioned: dict[str, str],
 ) -> None:
-    # GIVEN a channel paused for a minute by an earlier account fault (process-wide breaker)
-    handler = make_handler(aws_clients="aiobotocore")
+    # GIVEN a channel paused for a minute by an earlier account fault (process-wide breaker),
+    # and a margin of 1 s before Lambda's deadline (what the handler keeps to finish in)
+    handler = make_handler(write_config(margin_ms=1000), aws_clients="aiobotocore")
     calls = _ses_answers(handler, 403, "ExpiredTokenException")
     breaker = handler.pipeline.breaker("email")
     breaker.trip("ExpiredTokenException")
     breaker.cooldown = 60.0
     breaker.open_until = time.monotonic() + 60.0
-    context = FakeContext(remaining_ms=2000)
-    # WHEN Lambda invokes it with 2 s left (work deadline 1.7 s)
+    context = FakeContext(remaining_ms=2700)
+    # WHEN Lambda invokes it with 2.7 s left (work deadline 1.7 s)
     started = time.monotonic()
     with pytest.raises(BatchFailedError) as failed:
         handler(stream_event(5), context)
